@@ -1,0 +1,1 @@
+"""Shared library of the model zoo. Nothing here imports from ``models``."""

@@ -1,0 +1,46 @@
+"""Model registry: ``create_model(name, **kwargs)`` and ``list_models()``.
+
+Each model package registers its variants with ``@register_model`` when imported; the packages
+listed in ``_MODEL_PACKAGES`` are imported on first use so that the registry is always complete.
+"""
+import difflib
+import importlib
+
+_MODEL_PACKAGES = ("models.u2net", "models.ddrnet")
+_REGISTRY = {}
+_loaded = False
+
+
+def register_model(fn):
+    """Register ``fn`` (a builder returning a Cell) under its function name. Duplicates fail."""
+    name = fn.__name__
+    if name in _REGISTRY:
+        raise ValueError(f"model '{name}' is already registered by {_REGISTRY[name].__module__}")
+    _REGISTRY[name] = fn
+    return fn
+
+
+def _load_all():
+    global _loaded
+    if not _loaded:
+        for pkg in _MODEL_PACKAGES:
+            importlib.import_module(pkg)
+        _loaded = True
+
+
+def list_models():
+    """Sorted names of every registered model."""
+    _load_all()
+    return sorted(_REGISTRY)
+
+
+def create_model(name, **kwargs):
+    """Build the registered model ``name``. ``None`` keyword values are dropped so the model's
+    own defaults apply; an unknown name fails listing the known ones."""
+    _load_all()
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(name, _REGISTRY, n=3)
+        hint = f" Did you mean {close}?" if close else ""
+        raise KeyError(f"unknown model '{name}'.{hint} Known models: {sorted(_REGISTRY)}")
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    return _REGISTRY[name](**kwargs)
