@@ -1,0 +1,32 @@
+"""Worker script for the msrun data-parallel test: trains TinyNet on its shard, saves weights."""
+import sys
+
+import numpy as np
+
+import mindspore as ms
+from mindspore import nn
+
+from common.checkpoint import state_dict
+from common.engine.callbacks import LogCallback
+from common.engine.distributed import init_distributed, setup_logging
+from common.engine.optim import build_optimizer
+from common.engine.trainer import Trainer, seed_everything
+from tests.engine_utils import TinyNet, tiny_data
+
+
+def main(out_dir):
+    ms.set_device("CPU")
+    dist = init_distributed()
+    setup_logging(dist.rank)
+    seed_everything(0)
+    net = TinyNet()
+    optim = build_optimizer("momentum", net.trainable_params(), 0.1)
+    data = tiny_data(n=16, batch=4, shard=(dist.rank, dist.size))
+    first = next(data.create_tuple_iterator(output_numpy=True))[0]
+    Trainer(net, nn.CrossEntropyLoss(), optim, dist=dist, output_dir=out_dir,
+            callbacks=[LogCallback(1)]).fit(data, epochs=2)
+    np.savez(f"{out_dir}/rank{dist.rank}.npz", first_batch=first, size=dist.size, **state_dict(net))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
