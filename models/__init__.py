@@ -8,6 +8,7 @@ import importlib
 
 _MODEL_PACKAGES = ("models.u2net", "models.ddrnet")
 _REGISTRY = {}
+_TORCH_KEY_MAPS = {}
 _loaded = False
 
 
@@ -18,6 +19,20 @@ def register_model(fn):
         raise ValueError(f"model '{name}' is already registered by {_REGISTRY[name].__module__}")
     _REGISTRY[name] = fn
     return fn
+
+
+def register_torch_key_map(names, key_map):
+    """Declare how the authors' PyTorch names (after the BatchNorm rename) map to ours."""
+    for name in names:
+        _TORCH_KEY_MAPS[name] = key_map
+
+
+def torch_key_map(name):
+    """The key map registered for model ``name`` (None when names already match)."""
+    _load_all()
+    if name not in _REGISTRY:
+        create_model(name)  # raises the helpful unknown-model error
+    return _TORCH_KEY_MAPS.get(name)
 
 
 def _load_all():
