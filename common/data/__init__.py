@@ -8,11 +8,11 @@ float32 x1y1x2y2 with "labels"/"difficult"/"iscrowd", "label" (int32 class).
 from .classification import ImageFolderDataset, read_class_list
 from .detection import CocoDetection, TxtDetection, VOCDetection
 from .errors import DatasetError
-from .loader import build_dataset
+from .loader import ConcatSource, build_dataset
 from .sod import SODDataset
 from .voc_seg import VOC_CLASSES, VOC_SEG_CLASSES, VOCSegDataset
 
 __all__ = [
-    "CocoDetection", "DatasetError", "ImageFolderDataset", "SODDataset", "TxtDetection", "VOCDetection",
-    "VOCSegDataset", "VOC_CLASSES", "VOC_SEG_CLASSES", "build_dataset", "read_class_list",
+    "CocoDetection", "ConcatSource", "DatasetError", "ImageFolderDataset", "SODDataset", "TxtDetection",
+    "VOCDetection", "VOCSegDataset", "VOC_CLASSES", "VOC_SEG_CLASSES", "build_dataset", "read_class_list",
 ]

@@ -178,6 +178,7 @@ class Trainer:
         """Train for ``epochs`` epochs (counting from 0, or from a resumed position)."""
         if start_from is not None:
             self.resume(start_from)
+        sampler = sampler if sampler is not None else getattr(dataset, "epoch_sampler", None)
         size = dataset.get_dataset_size()
         if size == 0:
             raise TrainingError("the training dataset is empty (0 batches per epoch)")
