@@ -103,8 +103,8 @@ class ConvTranspose2d(nn.Conv2dTranspose):
     MindSpore implements ``output_padding`` by zero-padding the result (no kernel taps, no bias
     there), PyTorch by cropping less of the full transposed convolution. We get PyTorch's values
     by cropping ``padding - output_padding`` at the bottom/right instead, which needs
-    ``output_padding <= padding``. Exporting to ONNX needs the ``output_shape`` fix-up in
-    common/export.py.
+    ``output_padding <= padding``. Exporting to ONNX needs the ``output_shape`` and ``pads``
+    fix-ups of common/export.py (``export_model`` applies them).
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0,

@@ -20,5 +20,5 @@ def create_backbone(name, **kwargs):
     return BACKBONES[name](**kwargs)
 
 
-__all__ = ["BACKBONES", "ResNet", "VGG16", "create_backbone", "mindspore_modelzoo_resnet_key_map", "resnet50",
+__all__ = ["BACKBONES", "VGG16", "ResNet", "create_backbone", "mindspore_modelzoo_resnet_key_map", "resnet50",
            "resnet101", "torchvision_resnet_key_map", "torchvision_vgg16_key_map", "vgg16"]
