@@ -51,13 +51,7 @@ def build_trainer(cfg, network, loss_fn, steps_per_epoch, dist, evaluate=None, n
     if cfg.train.pretrained:
         report = load_weights(network, cfg.train.pretrained, strict=False)
         log.info("pretrained weights: %s", report.summary())
-    steps = min(steps_per_epoch, cfg.train.max_steps_per_epoch or steps_per_epoch)
-    base_lr = cfg.optim.lr
-    if cfg.optim.scale_lr_by_batch:
-        base_lr *= cfg.train.batch_size * dist.size / cfg.optim.scale_lr_by_batch
-    lr = build_lr_schedule(cfg.lr.schedule, base_lr, steps, cfg.train.epochs,
-                           warmup_epochs=cfg.lr.warmup_epochs, warmup_init_lr=cfg.lr.warmup_init_lr,
-                           **_schedule_kwargs(cfg.lr))
+    lr = lr_schedule_from_config(cfg, steps_per_epoch, dist.size)
     optimizer = build_optimizer(cfg.optim.name, network.trainable_params(), lr,
                                 weight_decay=cfg.optim.weight_decay,
                                 no_decay_bn_bias=cfg.optim.no_decay_bn_bias,
@@ -76,6 +70,17 @@ def build_trainer(cfg, network, loss_fn, steps_per_epoch, dist, evaluate=None, n
                    loss_scaler=scaler, clip_grad_norm=cfg.optim.clip_grad_norm, dist=dist,
                    callbacks=callbacks, output_dir=out,
                    max_steps_per_epoch=cfg.train.max_steps_per_epoch, lr_schedule=lr)
+
+
+def lr_schedule_from_config(cfg, steps_per_epoch, world_size=1):
+    """Per-step LR array; ``optim.scale_lr_by_batch`` = B makes lr *= total batch / B."""
+    steps = min(steps_per_epoch, cfg.train.max_steps_per_epoch or steps_per_epoch)
+    base_lr = cfg.optim.lr
+    if cfg.optim.scale_lr_by_batch:
+        base_lr *= cfg.train.batch_size * world_size / cfg.optim.scale_lr_by_batch
+    return build_lr_schedule(cfg.lr.schedule, base_lr, steps, cfg.train.epochs,
+                             warmup_epochs=cfg.lr.warmup_epochs, warmup_init_lr=cfg.lr.warmup_init_lr,
+                             **_schedule_kwargs(cfg.lr))
 
 
 def _schedule_kwargs(lr_cfg):

@@ -1,0 +1,34 @@
+"""Typed defaults of every DDRNet entry point; configs/ddrnet/*.yaml override them."""
+from common.config import Opt, with_engine_defaults
+
+DEFAULTS = with_engine_defaults({
+    "output_dir": "outputs/ddrnet",
+    "model": {
+        "name": "ddrnet23",          # ddrnet23 | ddrnet23_slim | ddrnet39
+        "num_classes": 1000,
+        "drop_path_rate": 0.1,
+    },
+    "data": {
+        "root": "data/imagenet",     # holds train/<wnid>/ and val/<wnid>/
+        "train_dir": "train",
+        "val_dir": "val",
+        "class_list": Opt(str),      # "index wnid name" or LOC_synset_mapping.txt; default: sorted train folders
+        "image_size": 224,
+        "crop_pct": 0.875,           # eval: resize short side to image_size / crop_pct, center crop
+        "interpolation": "bicubic",
+        "auto_augment": "rand-m9-mstd0.5-inc1",
+        "re_prob": 0.25,             # random erasing
+        "mixup": 0.8,
+        "cutmix": 1.0,
+        "mixup_prob": 1.0,
+        "switch_prob": 0.5,
+        "label_smoothing": 0.1,
+        "eval_batch_size": 64,
+    },
+    "export": {
+        "batch_size": 1,
+        "format": "ONNX",
+        "file": Opt(str),
+        "atol": 1e-4,
+    },
+})
