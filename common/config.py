@@ -57,6 +57,7 @@ ENGINE_DEFAULTS = {
         "max_steps_per_epoch": Opt(int),
         "resume": Opt(str),
         "pretrained": Opt(str),
+        "ema_decay": Opt(float),     # e.g. 0.9998: keep an EMA of weights, evaluated and kept as best
     },
     "optim": {
         "name": "adam",              # adam | adamw | momentum | nesterov | sgd

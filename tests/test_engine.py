@@ -160,3 +160,34 @@ def test_eval_callback_keeps_best(tmp_path):
     assert cb.best == 0.9
     assert (tmp_path / "ev" / "best.ckpt").exists()
     assert [h["epoch"] for h in cb.history] == [1, 2, 3]
+
+
+def test_weight_ema_follows_the_formula_and_resumes(tmp_path):
+    snapshots = []
+
+    class Snap(Callback):
+        def on_step_end(self, trainer, info):
+            snapshots.append(state_dict(trainer.network)["fc.weight"])
+
+    def make(out, callbacks=()):
+        seed_everything(0)
+        net = TinyNet()
+        optim = build_optimizer("sgd", net.trainable_params(), 0.1)
+        return Trainer(net, nn.CrossEntropyLoss(), optim, output_dir=out, ema_decay=0.5,
+                       callbacks=list(callbacks))
+
+    t = make(tmp_path / "a", [Snap()])
+    initial = state_dict(t.network)["fc.weight"]
+    t.fit(tiny_data(), epochs=1)
+    expected = initial
+    for w in snapshots:               # ema <- 0.5 ema + 0.5 w after every step
+        expected = 0.5 * expected + 0.5 * w
+    got = t.ema.state()["ema.fc.weight"].asnumpy()
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+
+    t2 = make(tmp_path / "b", [_SignalAt(2, signal.SIGTERM)])
+    with pytest.raises(TrainingInterrupted):
+        t2.fit(tiny_data(), epochs=1)
+    t3 = make(tmp_path / "c")
+    t3.fit(tiny_data(), epochs=1, start_from=tmp_path / "b" / "checkpoints" / "interrupted.ckpt")
+    np.testing.assert_allclose(t3.ema.state()["ema.fc.weight"].asnumpy(), expected, atol=1e-6)

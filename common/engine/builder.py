@@ -69,7 +69,8 @@ def build_trainer(cfg, network, loss_fn, steps_per_epoch, dist, evaluate=None, n
     return Trainer(network, loss_fn, optimizer, num_inputs=num_inputs, amp_level=cfg.amp.level,
                    loss_scaler=scaler, clip_grad_norm=cfg.optim.clip_grad_norm, dist=dist,
                    callbacks=callbacks, output_dir=out,
-                   max_steps_per_epoch=cfg.train.max_steps_per_epoch, lr_schedule=lr)
+                   max_steps_per_epoch=cfg.train.max_steps_per_epoch, lr_schedule=lr,
+                   ema_decay=cfg.train.ema_decay)
 
 
 def lr_schedule_from_config(cfg, steps_per_epoch, world_size=1):

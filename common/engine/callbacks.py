@@ -118,10 +118,20 @@ class EvalCallback(Callback):
         if not (due or last_epoch) or not trainer.dist.is_main:
             return
         trainer.network.set_train(False)
+        if trainer.ema is not None:  # evaluate (and keep as best) the averaged weights
+            trainer.ema.swap()
         try:
             result = dict(self.evaluate(trainer.network))
+            result["ema"] = trainer.ema is not None
+            best = self._update_best(trainer, result, epoch)
         finally:
+            if trainer.ema is not None:
+                trainer.ema.swap()
             trainer.network.set_train(True)
+        if best:
+            log.info("new best %s %.4f at epoch %d", self.metric, self.best, epoch + 1)
+
+    def _update_best(self, trainer, result, epoch):
         result["epoch"] = epoch + 1
         self.history.append(result)
         log.info("eval epoch %d: %s", epoch + 1, ", ".join(
@@ -130,7 +140,7 @@ class EvalCallback(Callback):
         with open(self.directory / "eval_history.json", "w") as f:
             json.dump(self.history, f, indent=1)
         if self.metric is None:
-            return
+            return False
         if self.metric not in result:
             raise KeyError(f"eval.metric '{self.metric}' not in the evaluation result "
                            f"(keys: {sorted(result)})")
@@ -141,4 +151,4 @@ class EvalCallback(Callback):
             trainer.save_weights(self.directory / f"best{self.suffix}", extra={"epoch": epoch + 1})
             with open(self.directory / "best.json", "w") as f:
                 json.dump(result, f, indent=1)
-            log.info("new best %s %.4f at epoch %d", self.metric, value, epoch + 1)
+        return better

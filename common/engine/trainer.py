@@ -14,6 +14,7 @@ from mindspore import amp, nn, ops
 from common.checkpoint import CheckpointError, named_parameters, read_checkpoint, save_checkpoint
 from common.engine.amp import NoLossScaler, apply_amp
 from common.engine.distributed import DistInfo
+from common.engine.ema import WeightEMA
 
 log = logging.getLogger("zoo")
 
@@ -50,7 +51,8 @@ class Trainer:
 
     def __init__(self, network, loss_fn, optimizer, *, num_inputs=1, amp_level="O0",
                  loss_scaler=None, clip_grad_norm=None, dist=None, callbacks=(), output_dir=".",
-                 max_steps_per_epoch=None, jit=True, max_overflow_steps=100, lr_schedule=None):
+                 max_steps_per_epoch=None, jit=True, max_overflow_steps=100, lr_schedule=None,
+                 ema_decay=None):
         self.network = network
         self.lr_schedule = lr_schedule  # for logging; the optimizer holds its own copy
         self.optimizer = optimizer
@@ -64,6 +66,7 @@ class Trainer:
         self.steps_per_epoch, self.total_steps, self.global_batch_size = 0, 0, 0
         # AMP may re-nest cells (O2 wraps BatchNorm), so names are fixed before it runs.
         self._weights = named_parameters(network)
+        self.ema = WeightEMA(self._weights, ema_decay) if ema_decay else None
         amp_net = apply_amp(network, amp_level)
         self._loss_net = _WithLoss(amp_net, loss_fn, num_inputs)
         self._loss_net.set_train(True)
@@ -72,7 +75,7 @@ class Trainer:
 
     # ----------------------------------------------------------------- compiled step
     def _build_step(self, clip_grad_norm, jit):
-        scaler, optimizer = self.scaler, self.optimizer
+        scaler, optimizer, ema = self.scaler, self.optimizer, self.ema
         scaled = not isinstance(scaler, NoLossScaler)
         dynamic = isinstance(scaler, amp.DynamicLossScaler)
         if self.dist.distributed:
@@ -101,6 +104,8 @@ class Trainer:
                 if clip_grad_norm is not None:
                     grads = ops.clip_by_global_norm(grads, clip_grad_norm)
                 optimizer(grads)
+                if ema is not None:
+                    ema()
             return loss, finite
 
         return ms.jit(step) if jit else step
@@ -113,7 +118,10 @@ class Trainer:
 
     def _optimizer_state(self):
         own = {id(p) for p in self._weights.values()}
-        return {f"optimizer.{p.name}": p for p in self.optimizer.get_parameters() if id(p) not in own}
+        state = {f"optimizer.{p.name}": p for p in self.optimizer.get_parameters() if id(p) not in own}
+        if self.ema is not None:
+            state.update(self.ema.state())
+        return state
 
     def _current_lr(self):
         if self.lr_schedule is None:
