@@ -6,6 +6,8 @@ listed in ``_MODEL_PACKAGES`` are imported on first use so that the registry is 
 import difflib
 import importlib
 
+import common  # noqa: F401  (sets the CPU kernel environment before MindSpore runs)
+
 _MODEL_PACKAGES = ("models.u2net", "models.ddrnet")
 _REGISTRY = {}
 _TORCH_KEY_MAPS = {}

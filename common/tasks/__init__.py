@@ -1,0 +1,1 @@
+"""Task-level loops shared by models of one task (evaluation and prediction drivers)."""

@@ -1,0 +1,43 @@
+"""Evaluate an exported U-2-Net ONNX file with ONNX Runtime: same maps and metrics as eval.py.
+
+    python models/u2net/infer_onnx.py --config CONFIG --onnx FILE [--threads N] [test.root=DIR]
+"""
+import argparse
+from pathlib import Path
+
+from common.cli import run_main
+from common.config import load_config
+from common.data.sod import SODDataset
+from common.export import onnx_session, run_onnx
+from common.tasks.sod import evaluate_saliency, format_results, write_results
+from models.u2net.src.config import DEFAULTS
+from models.u2net.src.inference import preprocess
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config")
+    parser.add_argument("--onnx", required=True)
+    parser.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
+    args, rest = parser.parse_known_args(argv)
+    cfg = load_config(DEFAULTS, args.config, rest)
+    if not Path(args.onnx).is_file():
+        raise FileNotFoundError(f"ONNX file not found: {args.onnx}")
+    session = onnx_session(args.onnx, threads=args.threads)
+    size = session.get_inputs()[0].shape[-1]
+    size = size if isinstance(size, int) else cfg.test.size
+
+    def predict(batch):
+        return run_onnx(session, batch)[0][:, 0]
+
+    pred_dir = cfg.test.pred_dir or str(Path(cfg.output_dir) / "pred_onnx")
+    result = evaluate_saliency(predict, lambda image: preprocess(image, size), SODDataset(cfg.test.root),
+                               pred_dir=pred_dir, max_images=cfg.test.max_images, desc="onnx")
+    print(format_results(result, paper_metric="max_f"))
+    path = write_results(result, Path(cfg.output_dir) / "eval_results_onnx.json")
+    print(f"saliency maps: {pred_dir}\nresults: {path}")
+    return result
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,165 @@
+"""Saliency prediction with the authors' test pipeline (u2net_test.py + data_loader.py).
+
+preprocess: RescaleT(320) = skimage ``transform.resize(image, (320, 320), mode='constant')`` as in
+  scikit-image 0.14 (the authors' version: bilinear, half-pixel centres, no anti-aliasing, zero
+  beyond the border, on the image scaled to [0, 1]); ToTensorLab(flag=0) = divide by the maximum,
+  then ImageNet mean / std.
+predict_map: the fused output d0 (the authors' ``d1``) as a float map in [0, 1].
+postprocess: min-max normalise, x255 truncated to 8 bits (PIL's float -> 8-bit conversion in
+  their ``save_output``), PIL bilinear resize back to the image size.
+"""
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+import mindspore as ms
+
+MEAN = np.array([0.485, 0.456, 0.406])
+STD = np.array([0.229, 0.224, 0.225])
+GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+class ImageReadError(ValueError):
+    """An input image is missing, corrupt or not an image."""
+
+
+def load_image(path):
+    """uint8 array, HxWx3 RGB or HxW for grayscale files; fails naming ``path`` when unreadable."""
+    try:
+        with Image.open(path) as im:
+            im.load()  # decode now so truncated files fail here
+            return np.asarray(im.convert("L" if im.mode in GREY_MODES else "RGB"))
+    except Exception as exc:
+        raise ImageReadError(f"{path}: cannot read image ({exc})") from exc
+
+
+def to_rgb(image):
+    return np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image
+
+
+def resize_matrix(n_in, n_out):
+    """(n_out, n_in) bilinear weights of scikit-image's resize with ``mode='constant'``, cval 0.
+
+    Half-pixel centres like PyTorch, but a sample beyond the border blends with 0 instead of
+    repeating the edge (only happens when upsampling), and no anti-aliasing filter.
+    """
+    src = (np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5
+    i0 = np.floor(src).astype(np.int64)
+    w1 = src - i0
+    m = np.zeros((n_out, n_in))
+    rows = np.arange(n_out)
+    for idx, w in ((i0, 1.0 - w1), (i0 + 1, w1)):
+        ok = (idx >= 0) & (idx < n_in)
+        np.add.at(m, (rows[ok], idx[ok]), w[ok])
+    return m
+
+
+def resize_image(image, size):
+    """skimage-0.14-style bilinear resize of an HxW(xC) uint8 image to ``size`` = (h, w), in [0, 1]."""
+    x = image.astype(np.float64) / 255.0
+    if x.ndim == 2:
+        x = x[..., None]
+    mh = resize_matrix(x.shape[0], size[0])
+    mw = resize_matrix(x.shape[1], size[1])
+    out = np.einsum("oh,hwc->owc", mh, x)
+    out = np.einsum("pw,owc->opc", mw, out)
+    # skimage clips to the input range (extended by cval 0); a no-op up to rounding.
+    return np.clip(out, min(0.0, x.min()), x.max())
+
+
+def preprocess(image, size=320):
+    """HxWx3 (or HxW grey) uint8 -> (1, 3, size, size) float32: RescaleT + ToTensorLab(flag=0)."""
+    x = resize_image(image, (size, size))
+    peak = x.max()
+    if peak > 0:  # the authors divide unconditionally (NaN for an all-black image)
+        x = x / peak
+    if x.shape[2] == 1:  # ToTensorLab copies a grey channel with the red channel's statistics
+        x = np.repeat((x - MEAN[0]) / STD[0], 3, axis=2)
+    else:
+        x = (x - MEAN) / STD
+    return np.ascontiguousarray(x.transpose(2, 0, 1)[None], dtype=np.float32)
+
+
+def predict_map(net, batch):
+    """Fused saliency map(s) in [0, 1]: (N, H, W) float32 for an (N, 3, H, W) batch."""
+    outputs = net(ms.Tensor(batch))
+    return outputs[0].asnumpy()[:, 0]
+
+
+def postprocess(pred, image_size):
+    """Float map -> uint8 map of ``image_size`` = (h, w), as the authors' ``save_output``."""
+    lo, hi = float(pred.min()), float(pred.max())
+    norm = (pred - lo) / (hi - lo) if hi > lo else np.zeros_like(pred)
+    grey = np.clip(norm * 255.0, 0, 255).astype(np.uint8)  # truncation, like PIL's F -> L
+    h, w = image_size
+    return np.asarray(Image.fromarray(grey).resize((w, h), resample=Image.BILINEAR))
+
+
+def cutout(image, mask):
+    """RGBA image with the saliency map as alpha."""
+    return np.dstack([to_rgb(image), mask])
+
+
+def side_by_side(image, mask):
+    """image | map, both at the image size."""
+    return np.concatenate([to_rgb(image), to_rgb(mask)], axis=1)
+
+
+def list_images(path):
+    """Image files in ``path`` (a file or a folder, sorted); fails when there are none."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise ImageReadError(f"{path}: no such file or folder")
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise ImageReadError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)})")
+    stems = [p.stem for p in files]
+    dup = sorted({s for s in stems if stems.count(s) > 1})
+    if dup:
+        raise ImageReadError(f"{path}: several images share the names {dup}; outputs would collide")
+    return files
+
+
+def _save_png(array, path):
+    """Write atomically: a crash leaves no half-written file."""
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
+    Image.fromarray(array).save(tmp, format="PNG")
+    os.replace(tmp, path)
+
+
+def predict_image(net, image, size=320):
+    """uint8 saliency map at the image size for one HxWx3 uint8 image."""
+    return postprocess(predict_map(net, preprocess(image, size))[0], image.shape[:2])
+
+
+def predict_files(net, files, out_dir, size=320, with_cutout=False, progress=True):
+    """Predict every file; returns (written {file: [outputs]}, failed {file: message}).
+
+    An image that cannot be read is reported and skipped; all outputs of an image are computed
+    before any is written, so a failing image leaves nothing behind.
+    """
+    from tqdm import tqdm
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written, failed = {}, {}
+    for path in tqdm(files, desc="predict", unit="img", disable=not progress):
+        try:
+            image = load_image(path)
+        except ImageReadError as exc:
+            failed[str(path)] = str(exc)
+            continue
+        mask = predict_image(net, image, size)
+        outputs = {out_dir / f"{path.stem}.png": mask,
+                   out_dir / f"{path.stem}_compare.png": side_by_side(image, mask)}
+        if with_cutout:
+            outputs[out_dir / f"{path.stem}_cutout.png"] = cutout(image, mask)
+        for target, array in outputs.items():
+            _save_png(array, target)
+        written[str(path)] = [str(t) for t in outputs]
+    return written, failed

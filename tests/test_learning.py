@@ -1,0 +1,39 @@
+"""Learning proofs: the quick CPU recipes learn the synthetic tasks (slow; run in CI's slow tier).
+
+The numbers are recorded with their commands in models/<name>/README.md.
+"""
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from common.paths import REPO_ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def _run(args, cwd, timeout):
+    proc = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_ddrnet23_slim_reaches_90_top1_on_synthetic_imagenet(tmp_path):
+    data = tmp_path / "data"
+    _run(["-m", "common.data.synthetic", "--format", "imagenet", "--out", str(data), "--num", "400",
+          "--num-val", "100", "--size", "96", "--seed", "0"], REPO_ROOT, 120)
+    cfg = str(REPO_ROOT / "configs/ddrnet/ddrnet23_slim_1xb32_synthetic_quick-cpu.yaml")
+    start = time.time()
+    _run([str(REPO_ROOT / "models/ddrnet/train.py"), "--config", cfg, f"output_dir={tmp_path / 'run'}",
+          f"data.root={data}"], tmp_path, 15 * 60)
+    minutes = (time.time() - start) / 60
+    _run([str(REPO_ROOT / "models/ddrnet/eval.py"), "--config", cfg, f"output_dir={tmp_path / 'run'}",
+          f"data.root={data}", "--ckpt", str(tmp_path / "run/checkpoints/last.ckpt")], tmp_path, 300)
+    result = json.loads((tmp_path / "run/eval_results.json").read_text())
+    print(f"ddrnet23_slim synthetic: top-1 {result['top1']:.3f} after {minutes:.1f} min of training")
+    assert result["num_samples"] == 100
+    assert result["top1"] >= 0.90
+    assert minutes <= 15
