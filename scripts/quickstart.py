@@ -70,7 +70,7 @@ def _cls_steps(out, epochs):
         "ONNX model": onnx, "pictures": out / "predict"}
 
 
-RECIPES = {"u2netp": (_sod_steps, 12), "ddrnet23_slim": (_cls_steps, 12)}
+RECIPES = {"u2netp": (_sod_steps, 8), "ddrnet23_slim": (_cls_steps, 12)}
 
 
 def main(argv=None):

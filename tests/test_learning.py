@@ -37,3 +37,22 @@ def test_ddrnet23_slim_reaches_90_top1_on_synthetic_imagenet(tmp_path):
     assert result["num_samples"] == 100
     assert result["top1"] >= 0.90
     assert minutes <= 15
+
+
+def test_u2netp_reaches_090_max_f_on_synthetic_sod(tmp_path):
+    data = tmp_path / "data"
+    _run(["-m", "common.data.synthetic", "--format", "sod", "--out", str(data), "--num", "160",
+          "--num-val", "24", "--size", "160", "--seed", "0"], REPO_ROOT, 120)
+    cfg = str(REPO_ROOT / "configs/u2net/u2netp_1xb8_synthetic_quick-cpu.yaml")
+    common = [f"output_dir={tmp_path / 'run'}", f"data.train_root={data / 'train'}",
+              f"test.root={data / 'test'}"]
+    start = time.time()
+    _run([str(REPO_ROOT / "models/u2net/train.py"), "--config", cfg, *common], tmp_path, 15 * 60)
+    minutes = (time.time() - start) / 60
+    _run([str(REPO_ROOT / "models/u2net/eval.py"), "--config", cfg, *common, "--ckpt",
+          str(tmp_path / "run/checkpoints/last.ckpt")], tmp_path, 300)
+    result = json.loads((tmp_path / "run/eval_results.json").read_text())
+    print(f"u2netp synthetic: max-F {result['max_f']:.3f} MAE {result['mae']:.3f} after {minutes:.1f} min")
+    assert result["num_images"] == 24
+    assert result["max_f"] >= 0.90
+    assert minutes <= 15

@@ -20,20 +20,22 @@ RESULT_NAMES = {
 }
 
 
-def to_uint8_map(saliency, height, width):
+def to_uint8_map(saliency, image_size):
     """Min-max normalise (authors' normPRED), resize to (height, width) bilinearly, to uint8."""
     s = saliency.astype(np.float32)
     lo, hi = float(s.min()), float(s.max())
     s = (s - lo) / (hi - lo) if hi > lo else np.zeros_like(s)
-    s = cv2.resize(s, (width, height), interpolation=cv2.INTER_LINEAR)
+    s = cv2.resize(s, (image_size[1], image_size[0]), interpolation=cv2.INTER_LINEAR)
     return np.clip(np.rint(s * 255.0), 0, 255).astype(np.uint8)
 
 
-def evaluate_saliency(predict, preprocess, source, pred_dir=None, max_images=None, desc="eval"):
+def evaluate_saliency(predict, preprocess, source, pred_dir=None, max_images=None, desc="eval",
+                      postprocess=to_uint8_map):
     """Score ``predict`` on an SOD source (samples with "image", "mask", "name").
 
-    ``preprocess(image HWC uint8) -> (C, H, W) float32``; ``predict(batch NCHW) -> (N, h, w)``
-    saliency of the fused output (any range). Returns the metric dict plus ``num_images``.
+    ``preprocess(image HWC uint8) -> (1, C, H, W) float32``; ``predict(batch NCHW) -> (N, h, w)``
+    saliency of the fused output (any range); ``postprocess(map, (H, W)) -> uint8 map`` at the
+    image size (a model may pass its authors' exact version). Returns the metric dict.
     """
     metric = SODMetric()
     out = Path(pred_dir) if pred_dir else None
@@ -43,8 +45,8 @@ def evaluate_saliency(predict, preprocess, source, pred_dir=None, max_images=Non
     for i in tqdm(range(count), desc=desc, unit="img"):
         sample = source[i]
         image, gt = sample["image"], sample["mask"]
-        saliency = np.asarray(predict(preprocess(image)[None]))[0]
-        pred = to_uint8_map(saliency.reshape(saliency.shape[-2:]), *gt.shape[:2])
+        saliency = np.asarray(predict(preprocess(image)))[0]
+        pred = postprocess(saliency.reshape(saliency.shape[-2:]), gt.shape[:2])
         if out:
             cv2.imwrite(str(out / f"{sample['name']}.png"), pred)
         metric.update(pred, gt)

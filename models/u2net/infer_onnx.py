@@ -11,7 +11,7 @@ from common.data.sod import SODDataset
 from common.export import onnx_session, run_onnx
 from common.tasks.sod import evaluate_saliency, format_results, write_results
 from models.u2net.src.config import DEFAULTS
-from models.u2net.src.inference import preprocess
+from models.u2net.src.inference import postprocess, preprocess
 
 
 def main(argv=None):
@@ -32,7 +32,8 @@ def main(argv=None):
 
     pred_dir = cfg.test.pred_dir or str(Path(cfg.output_dir) / "pred_onnx")
     result = evaluate_saliency(predict, lambda image: preprocess(image, size), SODDataset(cfg.test.root),
-                               pred_dir=pred_dir, max_images=cfg.test.max_images, desc="onnx")
+                               pred_dir=pred_dir, max_images=cfg.test.max_images, desc="onnx",
+                               postprocess=postprocess)
     print(format_results(result, paper_metric="max_f"))
     path = write_results(result, Path(cfg.output_dir) / "eval_results_onnx.json")
     print(f"saliency maps: {pred_dir}\nresults: {path}")

@@ -5,7 +5,7 @@ from mindspore import Tensor, nn, ops
 
 from common.data.sod import SODDataset
 from common.tasks.sod import evaluate_saliency
-from models.u2net.src.inference import preprocess
+from models.u2net.src.inference import postprocess, preprocess
 
 
 class FusedOutput(nn.Cell):
@@ -36,6 +36,7 @@ def make_evaluator(root, size, pred_dir=None, max_images=None):
 
     def evaluate(net):
         return evaluate_saliency(saliency_predictor(net), lambda image: preprocess(image, size),
-                                 source, pred_dir=pred_dir, max_images=max_images)
+                                 source, pred_dir=pred_dir, max_images=max_images,
+                                 postprocess=postprocess)
 
     return evaluate

@@ -1,0 +1,158 @@
+"""U-2-Net recipes, loss, and the real entry points end to end on a tiny synthetic SOD set."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import mindspore as ms
+from mindspore import Tensor
+
+from common.config import load_config
+from common.paths import REPO_ROOT
+from models.u2net.src.config import DEFAULTS
+from models.u2net.src.loss import MultiBCELoss
+
+ms.set_device("CPU")
+CONFIGS = REPO_ROOT / "configs" / "u2net"
+
+
+def test_paper_and_old_port_recipes():
+    paper = load_config(DEFAULTS, CONFIGS / "u2net_1xb12_duts-tr_600k-it_crop288.yaml")
+    assert (paper.model.name, paper.train.batch_size, paper.optim.name, paper.optim.lr) == ("u2net", 12, "adam", 1e-3)
+    assert (paper.data.resize, paper.data.crop, paper.data.hflip, paper.data.vflip) == (320, 288, True, False)
+    assert paper.lr.schedule == "constant" and paper.optim.weight_decay == 0.0
+    # 600k iterations over DUTS-TR's 10,553 images at batch 12
+    assert abs(paper.train.epochs * (10553 // 12) - 600_000) < 10553 // 12
+    small = load_config(DEFAULTS, CONFIGS / "u2netp_1xb12_duts-tr_600k-it_crop288.yaml")
+    assert small.model.name == "u2netp" and small.optim.lr == paper.optim.lr
+    old = load_config(DEFAULTS, CONFIGS / "u2net_8xb16_duts-tr_ascend_oldport.yaml")
+    assert (old.train.batch_size, old.optim.lr, old.amp.init_scale) == (16, 4e-3, 8192.0)
+    assert old.data.vflip and old.data.rot90
+
+
+def test_loss_is_the_sum_of_seven_bce_terms():
+    rng = np.random.default_rng(0)
+    logits = [rng.standard_normal((2, 1, 8, 8)).astype(np.float32) for _ in range(7)]
+    mask = (rng.random((2, 1, 8, 8)) > 0.5).astype(np.float32)
+    got = float(MultiBCELoss()(tuple(Tensor(x) for x in logits), Tensor(mask)).asnumpy())
+    expected = 0.0
+    for x in logits:  # the authors' form: BCELoss on sigmoid probabilities, mean per output
+        p = 1 / (1 + np.exp(-x.astype(np.float64)))
+        expected += float(np.mean(-(mask * np.log(p) + (1 - mask) * np.log(1 - p))))
+    assert got == pytest.approx(expected, rel=1e-5)
+
+
+def _run(args, cwd, ok=True):
+    proc = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=900)
+    if ok:
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    return proc
+
+
+@pytest.fixture(scope="module")
+def tiny_sod(tmp_path_factory):
+    data = tmp_path_factory.mktemp("sod")
+    _run(["-m", "common.data.synthetic", "--format", "sod", "--out", str(data), "--num", "16",
+          "--num-val", "4", "--size", "80", "--seed", "3"], REPO_ROOT)
+    return data
+
+
+def test_entry_points_end_to_end(tmp_path, tiny_sod):
+    """train -> eval (PNGs + metrics) -> export ONNX -> infer_onnx (same scores) -> predict."""
+    cfg = str(CONFIGS / "u2netp_1xb8_synthetic_quick-cpu.yaml")
+    common = [f"output_dir={tmp_path / 'run'}", f"data.train_root={tiny_sod / 'train'}",
+              f"test.root={tiny_sod / 'test'}", "data.resize=64", "data.crop=64", "test.size=64",
+              "export.size=64"]
+    _run([str(REPO_ROOT / "models/u2net/train.py"), "--config", cfg, *common, "train.epochs=1",
+          "train.max_steps_per_epoch=2"], tmp_path)
+    saved = (tmp_path / "run/config.yaml").read_text()
+    assert "resize: 64" in saved                      # effective config beside the outputs
+    ckpt = tmp_path / "run/checkpoints/last.ckpt"
+    out = _run([str(REPO_ROOT / "models/u2net/eval.py"), "--config", cfg, "--ckpt", str(ckpt), *common],
+               tmp_path).stdout
+    assert "max_f" in out and "paper metric" in out
+    ms_result = json.loads((tmp_path / "run/eval_results.json").read_text())
+    assert ms_result["num_images"] == 4
+    maps = sorted((tmp_path / "run/pred").glob("*.png"))
+    assert len(maps) == 4
+    onnx = tmp_path / "run/u2netp.onnx"
+    _run([str(REPO_ROOT / "models/u2net/export.py"), "--config", cfg, "--ckpt", str(ckpt), "--format",
+          "ONNX", "--file", str(onnx), *common], tmp_path)
+    _run([str(REPO_ROOT / "models/u2net/infer_onnx.py"), "--config", cfg, "--onnx", str(onnx), *common],
+         tmp_path)
+    onnx_result = json.loads((tmp_path / "run/eval_results_onnx.json").read_text())
+    for key in ("mae", "max_f", "s_measure"):
+        assert onnx_result[key] == pytest.approx(ms_result[key], abs=2e-3), key
+    _run([str(REPO_ROOT / "models/u2net/predict.py"), "--model", "u2netp", "--ckpt", str(ckpt), "--input",
+          str(tiny_sod / "test/images"), "--out", str(tmp_path / "pred"), "--size", "64", "--cutout"], tmp_path)
+    assert len(list((tmp_path / "pred").glob("*_cutout.png"))) == 4
+
+
+def test_air_export_fails_clearly_on_cpu(tmp_path, tiny_sod):
+    from common.checkpoint import save_checkpoint
+    from models import create_model
+
+    ckpt = tmp_path / "w.ckpt"
+    save_checkpoint(create_model("u2netp"), ckpt)
+    proc = _run([str(REPO_ROOT / "models/u2net/export.py"), "--ckpt", str(ckpt), "--format", "AIR",
+                 f"output_dir={tmp_path}", "export.size=64"], tmp_path, ok=False)
+    assert proc.returncode != 0 and "AIR export needs the Ascend backend" in proc.stderr
+    assert not list(tmp_path.glob("*.air"))
+
+
+def test_bad_inputs_fail_with_clear_messages(tmp_path, tiny_sod):
+    empty = tmp_path / "empty" / "images"
+    empty.mkdir(parents=True)
+    (tmp_path / "empty" / "masks").mkdir()
+    proc = _run([str(REPO_ROOT / "models/u2net/train.py"), f"data.train_root={tmp_path / 'empty'}",
+                 f"output_dir={tmp_path / 'run'}"], tmp_path, ok=False)
+    assert proc.returncode == 2 and "empty" in proc.stderr
+    proc = _run([str(REPO_ROOT / "models/u2net/train.py"), "optim.lrr=0.1"], tmp_path, ok=False)
+    assert proc.returncode == 2 and "optim.lr" in proc.stderr
+    proc = _run([str(REPO_ROOT / "models/u2net/eval.py"), "--ckpt", str(tmp_path / "none.ckpt")],
+                tmp_path, ok=False)
+    assert proc.returncode == 2 and "none.ckpt" in proc.stderr
+
+
+@pytest.mark.slow
+def test_310_flow_with_lite_matches_eval(tmp_path, tiny_sod):
+    """preprocess.py -> ONNX -> run_infer_310.sh (C++ app, Lite CPU) -> postprocess.py: the
+    scores equal eval.py's on the same checkpoint."""
+    import os
+    import shutil
+
+    from common import infer310
+
+    if shutil.which("cmake") is None or shutil.which("c++") is None:
+        pytest.skip("cmake and a C++ compiler are needed to build ascend310_infer")
+    try:
+        infer310.lite_env(install=True)
+    except infer310.LiteUnavailable as exc:
+        pytest.skip(str(exc))
+    from common.checkpoint import save_checkpoint
+    from models import create_model
+
+    ckpt = tmp_path / "w.ckpt"
+    ms.set_seed(0)
+    save_checkpoint(create_model("u2netp"), ckpt)
+    common = [f"output_dir={tmp_path / 'run'}", f"test.root={tiny_sod / 'test'}", "test.size=64",
+              "export.size=64"]
+    _run([str(REPO_ROOT / "models/u2net/eval.py"), "--ckpt", str(ckpt), *common], tmp_path)
+    onnx = tmp_path / "u2netp.onnx"
+    _run([str(REPO_ROOT / "models/u2net/export.py"), "--ckpt", str(ckpt), "--file", str(onnx), *common],
+         tmp_path)
+    args = " ".join(common)
+    env = dict(os.environ,
+               PREPROCESS=f"{sys.executable} {REPO_ROOT}/models/u2net/preprocess.py --output_dir $DATA_DIR {args}",
+               POSTPROCESS=f"{sys.executable} {REPO_ROOT}/models/u2net/postprocess.py --result_dir $RESULT_DIR {args}")
+    proc = subprocess.run(["bash", str(REPO_ROOT / "scripts/run_infer_310.sh"), str(onnx),
+                           str(tmp_path / "data"), "0", "lite_cpu"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "max_f" in (tmp_path / "acc.log").read_text()
+    ms_result = json.loads((tmp_path / "run/eval_results.json").read_text())
+    app_result = json.loads((tmp_path / "run/eval_results_310.json").read_text())
+    for key in ("mae", "max_f", "s_measure"):
+        assert app_result[key] == pytest.approx(ms_result[key], abs=2e-3), key
