@@ -9,7 +9,7 @@ model_dir() {
     local name="$1"
     for d in "$ROOT"/models/*/; do
         local folder; folder="$(basename "$d")"
-        if [ "$name" = "$folder" ] || [[ "$name" == "$folder"* ]]; then echo "$d"; return 0; fi
+        if [ "$name" = "$folder" ] || [[ "$name" == "$folder"* ]]; then echo "${d%/}"; return 0; fi
     done
     die "unknown model '$name'; model folders: $(ls -d "$ROOT"/models/*/ | xargs -n1 basename | tr '\n' ' ')"
 }
