@@ -259,11 +259,19 @@ def build_parser(description):
     return parser
 
 
-def config_from_args(defaults, description, argv=None):
-    """Parse ``--config`` and overrides from ``argv``; exit with a clear message on errors."""
-    parser = build_parser(description)
+def args_and_config(defaults, description, argv=None, arguments=()):
+    """Parse ``--config``, an entry point's own ``arguments`` (``(flags, kwargs)`` pairs for
+    ``add_argument``) and ``key=value`` overrides; exit with a clear message on config errors."""
+    parser = build_parser((description or "").split("\n\n")[0])
+    for flags, kwargs in arguments:
+        parser.add_argument(*flags, **kwargs)
     args, rest = parser.parse_known_args(argv)
     try:
-        return load_config(defaults, args.config, rest)
+        return args, load_config(defaults, args.config, rest)
     except ConfigError as exc:
         parser.exit(2, f"config error: {exc}\n")
+
+
+def config_from_args(defaults, description, argv=None):
+    """The config of an entry point that takes no arguments of its own."""
+    return args_and_config(defaults, description, argv)[1]

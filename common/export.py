@@ -7,6 +7,7 @@ by more than ``atol`` is removed and :class:`ExportError` raised, so nothing hal
 is left behind. Model-agnostic: it takes a Cell and numpy / Tensor inputs.
 """
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -266,3 +267,22 @@ def _export_onnx(net, tensors, tmp, names, dynamic, ref, label):
         print(f"[export] {label}: the graph does not accept another batch size; "
               "re-exporting with a fixed batch axis")
     raise AssertionError("unreachable")
+
+
+EXPORT_ARGUMENTS = [
+    (("--ckpt",), {"required": True, "help": "checkpoint to export"}),
+    (("--format",), {"help": "ONNX | MINDIR | AIR (default: export.format)"}),
+    (("--file",), {"help": "output path (default: <output_dir>/<model>_<size>.<ext>)"}),
+]
+
+
+def export_or_exit(net, inputs, fmt, path, atol=1e-4, input_names=("image",)):
+    """:func:`export_model` for entry points: prints the parity summary, exits non-zero with
+    the reason when the export is impossible or fails its parity check."""
+    try:
+        result = export_model(net, inputs, fmt, path, atol=atol, input_names=list(input_names))
+    except ExportError as exc:
+        sys.exit(f"error: {exc}")
+    print(f"exported {result.path} (max abs diff vs MindSpore {result.max_diff:.2e}, "
+          f"dynamic batch: {result.dynamic_batch})")
+    return result

@@ -1,6 +1,5 @@
 """DDRNet recipe, training step with Mixup, export parity, and the real entry points end to end."""
 import json
-import math
 import subprocess
 import sys
 

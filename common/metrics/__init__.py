@@ -7,7 +7,7 @@ the others (OpenCV and SciPy for SOD, pycocotools for COCO).
 """
 import importlib
 
-from common.metrics._cli import MetricFileNotFoundError, MetricInputError
+from common.metrics._cli import MetricFileNotFoundError, MetricInputError, write_json
 
 _EXPORTS = {
     "SODMetric": "sod",
@@ -19,7 +19,7 @@ _EXPORTS = {
     "TopKAccuracy": "classification",
 }
 
-__all__ = ["MetricInputError", "MetricFileNotFoundError", *_EXPORTS]
+__all__ = ["MetricInputError", "MetricFileNotFoundError", "write_json", *_EXPORTS]
 
 
 def __getattr__(name):

@@ -4,7 +4,6 @@ Each image is preprocessed by the model's own function, predicted, min-max norma
 back to the image's size, written as an 8-bit PNG (the maps people look at and that
 ``python -m common.metrics.sod`` re-scores) and scored with the shared SOD metric.
 """
-import json
 from pathlib import Path
 
 import cv2
@@ -65,10 +64,3 @@ def format_results(result, paper_metric):
             lines.append(f"{key:<24}{result[key]:>8.4f}  {note}")
     lines.append(f"{'images':<24}{result.get('num_images', 0):>8}")
     return "\n".join(lines)
-
-
-def write_results(result, path):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=1))
-    return path

@@ -3,13 +3,12 @@ the whole split (no remainder dropped).
 
     python models/ddrnet/eval.py --config CONFIG --ckpt CKPT [data.root=DIR] [key=value ...]
 """
-import argparse
-import json
 from pathlib import Path
 
 from common.checkpoint import load_weights
 from common.cli import run_main
-from common.config import load_config
+from common.config import args_and_config
+from common.metrics import write_json
 from common.engine.builder import setup_device
 from models import create_model
 from models.ddrnet.src.config import DEFAULTS
@@ -18,11 +17,7 @@ from models.ddrnet.src.evaluate import evaluate_classifier, network_predictor
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config")
-    parser.add_argument("--ckpt", required=True)
-    args, rest = parser.parse_known_args(argv)
-    cfg = load_config(DEFAULTS, args.config, rest)
+    args, cfg = args_and_config(DEFAULTS, __doc__, argv, [(("--ckpt",), {"required": True, "help": "checkpoint (.ckpt / .safetensors)"})])
     setup_device(cfg.device, cfg.mode)
     net = create_model(cfg.model.name, num_classes=cfg.model.num_classes)
     print(load_weights(net, args.ckpt, strict=True).summary())
@@ -30,10 +25,8 @@ def main(argv=None):
     result = evaluate_classifier(network_predictor(net), dataset)
     print(f"top-1 {result['top1']:.4f}  top-5 {result['top5']:.4f}  over {result['num_samples']} "
           f"images of {source.root}")
-    out = Path(cfg.output_dir) / "eval_results.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
-    print(f"results: {out}")
+    write_json(Path(cfg.output_dir) / "eval_results.json", result)
+    print(f"results: {Path(cfg.output_dir) / 'eval_results.json'}")
     return result
 
 

@@ -4,7 +4,6 @@
 Class names come from data.class_list (e.g. ImageNet's LOC_synset_mapping.txt) or, without one,
 the folder names of the training split.
 """
-import argparse
 from pathlib import Path
 
 import cv2
@@ -15,7 +14,7 @@ from mindspore import Tensor
 
 from common.checkpoint import load_weights
 from common.cli import run_main
-from common.config import load_config
+from common.config import args_and_config
 from common.data.classification import read_class_list
 from common.data.errors import DatasetError
 from common.data.image_io import IMAGE_EXTENSIONS, read_image
@@ -47,13 +46,10 @@ def draw_top5(image, top5):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config")
-    parser.add_argument("--ckpt", required=True)
-    parser.add_argument("--input", required=True, help="an image or a folder (searched recursively)")
-    parser.add_argument("--out", required=True, help="folder for the annotated pictures")
-    args, rest = parser.parse_known_args(argv)
-    cfg = load_config(DEFAULTS, args.config, rest)
+    args, cfg = args_and_config(DEFAULTS, __doc__, argv, [
+        (("--ckpt",), {"required": True}),
+        (("--input",), {"required": True, "help": "an image or a folder (searched recursively)"}),
+        (("--out",), {"required": True, "help": "folder for the annotated pictures"})])
     setup_device(cfg.device, cfg.mode)
     src = Path(args.input)
     if src.is_dir():

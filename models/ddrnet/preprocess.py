@@ -4,13 +4,12 @@
 Each image: resize short side to size/crop_pct (bicubic), center crop, normalise -> (1, 3, S, S)
 float32 .bin; labels.txt lists "name label" for postprocess.py.
 """
-import argparse
 from pathlib import Path
 
 from tqdm import tqdm
 
 from common.cli import run_main
-from common.config import load_config
+from common.config import args_and_config
 from common.data.classification import ImageFolderDataset
 from common.data.transforms_cls import imagenet_eval_transform
 from common.infer310 import InputWriter
@@ -19,11 +18,7 @@ from models.ddrnet.src.data import class_list
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config")
-    parser.add_argument("--output_dir", required=True)
-    args, rest = parser.parse_known_args(argv)
-    cfg = load_config(DEFAULTS, args.config, rest)
+    args, cfg = args_and_config(DEFAULTS, __doc__, argv, [(("--output_dir",), {"required": True})])
     source = ImageFolderDataset(Path(cfg.data.root) / cfg.data.val_dir, class_list(cfg.data))
     transform = imagenet_eval_transform(cfg.data.image_size, cfg.data.crop_pct, cfg.data.interpolation)
     labels = []

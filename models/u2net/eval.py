@@ -5,29 +5,21 @@
 The paper reports max F-measure with beta^2 = 0.3 (``max_f``); every other standard SOD metric
 is printed and written to <output_dir>/eval_results.json as well.
 """
-import argparse
 from pathlib import Path
 
 from common.checkpoint import load_weights
 from common.cli import run_main
-from common.config import load_config
+from common.config import args_and_config
 from common.engine.builder import setup_device
-from common.tasks.sod import format_results, write_results
+from common.metrics import write_json
+from common.tasks.sod import format_results
 from models import create_model
 from models.u2net.src.config import DEFAULTS
 from models.u2net.src.evaluate import make_evaluator
 
 
-def parse(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", help="YAML config (configs/u2net/)")
-    parser.add_argument("--ckpt", required=True, help="checkpoint to evaluate (.ckpt/.safetensors)")
-    args, rest = parser.parse_known_args(argv)
-    return args, load_config(DEFAULTS, args.config, rest)
-
-
 def main(argv=None):
-    args, cfg = parse(argv)
+    args, cfg = args_and_config(DEFAULTS, __doc__, argv, [(("--ckpt",), {"required": True, "help": "checkpoint (.ckpt / .safetensors)"})])
     setup_device(cfg.device, cfg.mode)
     net = create_model(cfg.model.name, in_channels=cfg.model.in_channels)
     print(load_weights(net, args.ckpt, strict=True).summary())
@@ -37,8 +29,8 @@ def main(argv=None):
                               max_images=cfg.test.max_images)
     result = evaluate(net)
     print(format_results(result, paper_metric="max_f"))
-    path = write_results(result, Path(cfg.output_dir) / "eval_results.json")
-    print(f"saliency maps: {pred_dir}\nresults: {path}")
+    write_json(Path(cfg.output_dir) / "eval_results.json", result)
+    print(f"saliency maps: {pred_dir}\nresults: {Path(cfg.output_dir) / 'eval_results.json'}")
     return result
 
 

@@ -2,25 +2,22 @@
 
     python models/u2net/infer_onnx.py --config CONFIG --onnx FILE [--threads N] [test.root=DIR]
 """
-import argparse
 from pathlib import Path
 
 from common.cli import run_main
-from common.config import load_config
+from common.config import args_and_config
 from common.data.sod import SODDataset
 from common.export import onnx_session, run_onnx
-from common.tasks.sod import evaluate_saliency, format_results, write_results
+from common.metrics import write_json
+from common.tasks.sod import evaluate_saliency, format_results
 from models.u2net.src.config import DEFAULTS
 from models.u2net.src.inference import postprocess, preprocess
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config")
-    parser.add_argument("--onnx", required=True)
-    parser.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
-    args, rest = parser.parse_known_args(argv)
-    cfg = load_config(DEFAULTS, args.config, rest)
+    args, cfg = args_and_config(DEFAULTS, __doc__, argv, [
+        (("--onnx",), {"required": True}),
+        (("--threads",), {"type": int, "help": "ONNX Runtime intra-op threads"})])
     if not Path(args.onnx).is_file():
         raise FileNotFoundError(f"ONNX file not found: {args.onnx}")
     session = onnx_session(args.onnx, threads=args.threads)
@@ -35,8 +32,8 @@ def main(argv=None):
                                pred_dir=pred_dir, max_images=cfg.test.max_images, desc="onnx",
                                postprocess=postprocess)
     print(format_results(result, paper_metric="max_f"))
-    path = write_results(result, Path(cfg.output_dir) / "eval_results_onnx.json")
-    print(f"saliency maps: {pred_dir}\nresults: {path}")
+    write_json(Path(cfg.output_dir) / "eval_results_onnx.json", result)
+    print(f"saliency maps: {pred_dir}\nresults: {Path(cfg.output_dir) / 'eval_results_onnx.json'}")
     return result
 
 

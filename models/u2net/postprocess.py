@@ -2,29 +2,25 @@
 
     python models/u2net/postprocess.py --config CONFIG --result_dir result_Files [test.root=DIR]
 """
-import argparse
 from pathlib import Path
 
 import cv2
 from tqdm import tqdm
 
 from common.cli import run_main
-from common.config import load_config
+from common.config import args_and_config
 from common.data.errors import DatasetError
 from common.data.sod import SODDataset
 from common.infer310 import read_outputs
 from common.metrics.sod import SODMetric
-from common.tasks.sod import format_results, write_results
+from common.metrics import write_json
+from common.tasks.sod import format_results
 from models.u2net.src.config import DEFAULTS
 from models.u2net.src.inference import postprocess
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config")
-    parser.add_argument("--result_dir", required=True)
-    args, rest = parser.parse_known_args(argv)
-    cfg = load_config(DEFAULTS, args.config, rest)
+    args, cfg = args_and_config(DEFAULTS, __doc__, argv, [(("--result_dir",), {"required": True})])
     outputs = read_outputs(args.result_dir)
     source = SODDataset(cfg.test.root)
     samples = {source[i]["name"]: i for i in range(len(source))}
@@ -41,7 +37,8 @@ def main(argv=None):
         metric.update(pred, sample["mask"])
     result = metric.result()
     print(format_results(result, paper_metric="max_f"))
-    print(f"saliency maps: {pred_dir}\nresults: {write_results(result, Path(cfg.output_dir) / 'eval_results_310.json')}")
+    write_json(Path(cfg.output_dir) / "eval_results_310.json", result)
+    print(f"saliency maps: {pred_dir}\nresults: {Path(cfg.output_dir) / 'eval_results_310.json'}")
     return result
 
 

@@ -3,12 +3,11 @@
     python models/u2net/preprocess.py --config CONFIG --output_dir DATA_DIR [test.root=DIR]
 Each image becomes a normalised (1, 3, S, S) float32 .bin (S = test.size) listed in manifest.txt.
 """
-import argparse
 
 from tqdm import tqdm
 
 from common.cli import run_main
-from common.config import load_config
+from common.config import args_and_config
 from common.data.sod import SODDataset
 from common.infer310 import InputWriter
 from models.u2net.src.config import DEFAULTS
@@ -16,11 +15,7 @@ from models.u2net.src.inference import preprocess
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config")
-    parser.add_argument("--output_dir", required=True)
-    args, rest = parser.parse_known_args(argv)
-    cfg = load_config(DEFAULTS, args.config, rest)
+    args, cfg = args_and_config(DEFAULTS, __doc__, argv, [(("--output_dir",), {"required": True})])
     source = SODDataset(cfg.test.root)
     count = min(len(source), cfg.test.max_images or len(source))
     with InputWriter(args.output_dir) as writer:
