@@ -20,6 +20,7 @@ from common.export import export_model, onnx_session, run_onnx
 from common.paths import REPO_ROOT
 from models import create_model
 from models.ddrnet.src.config import DEFAULTS
+from models.ddrnet.src.data import build_eval_dataset
 from models.ddrnet.src.loss import SoftTargetCrossEntropy
 
 ms.set_device("CPU")
@@ -125,3 +126,60 @@ def test_eval_rejects_a_checkpoint_of_another_variant(tmp_path):
                           cwd=tmp_path)
     assert proc.returncode != 0
     assert "layer1.0.conv1.weight" in proc.stderr and "shape mismatch" in proc.stderr
+
+
+def test_real_imagenet_samples_get_standard_indices_through_the_eval_pipeline(fixtures):
+    """tench 0, tabby 281, toilet tissue 999 via DDRNet's own eval dataset and class list."""
+    root = fixtures / "imagenet_sample_images"
+    cfg = load_config(DEFAULTS, None, [f"data.root={root}", "data.val_dir=val",
+                                       f"data.class_list={root / 'synsets_index_from_filenames.txt'}"])
+    dataset, source = build_eval_dataset(cfg.data, batch_size=4)
+    labels = [int(v) for _, batch in dataset.create_tuple_iterator(num_epochs=1, output_numpy=True)
+              for v in batch]
+    assert len(labels) == 10                       # 10 images, batches of 4: nothing dropped
+    by_file = {source[i]["path"].split("/")[-1]: int(source[i]["label"]) for i in range(len(source))}
+    assert by_file["n01440764_tench.JPEG"] == 0
+    assert by_file["n02123045_tabby.JPEG"] == 281
+    assert by_file["n15075141_toilet_tissue.JPEG"] == 999
+    assert sorted(labels) == sorted(by_file.values())
+    from models.ddrnet.predict import class_names
+    assert class_names(cfg.data, 1000)[281] == "tabby"
+
+
+@pytest.mark.slow
+def test_310_flow_with_lite_matches_eval(tmp_path):
+    """preprocess.py -> ONNX -> run_infer_310.sh (C++ app, Lite CPU) -> postprocess.py: top-1 and
+    top-5 equal eval.py's."""
+    import os
+    import shutil
+
+    from common import infer310
+
+    if shutil.which("cmake") is None or shutil.which("c++") is None:
+        pytest.skip("cmake and a C++ compiler are needed to build ascend310_infer")
+    try:
+        infer310.lite_env(install=True)
+    except infer310.LiteUnavailable as exc:
+        pytest.skip(str(exc))
+    data = tmp_path / "data"
+    _run(["-m", "common.data.synthetic", "--format", "imagenet", "--out", str(data), "--num", "20",
+          "--num-val", "12", "--size", "64", "--num-classes", "4"], REPO_ROOT)
+    ckpt = tmp_path / "w.ckpt"
+    save_checkpoint(create_model("ddrnet23_slim", num_classes=4), ckpt)
+    common = [f"output_dir={tmp_path / 'run'}", f"data.root={data}", "model.num_classes=4",
+              "data.image_size=64", "data.eval_batch_size=5"]
+    _run([str(REPO_ROOT / "models/ddrnet/eval.py"), "--ckpt", str(ckpt), *common], tmp_path)
+    onnx = tmp_path / "ddr.onnx"
+    _run([str(REPO_ROOT / "models/ddrnet/export.py"), "--ckpt", str(ckpt), "--file", str(onnx), *common],
+         tmp_path)
+    args = " ".join(common)
+    env = dict(os.environ,
+               PREPROCESS=f"{sys.executable} {REPO_ROOT}/models/ddrnet/preprocess.py --output_dir $DATA_DIR {args}",
+               POSTPROCESS=(f"{sys.executable} {REPO_ROOT}/models/ddrnet/postprocess.py --result_dir $RESULT_DIR "
+                            f"--label_file $DATA_DIR/labels.txt --json {tmp_path / 'app.json'}"))
+    proc = subprocess.run(["bash", str(REPO_ROOT / "scripts/run_infer_310.sh"), str(onnx), str(tmp_path / "in"),
+                           "0", "lite_cpu"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    ms_result = json.loads((tmp_path / "run/eval_results.json").read_text())
+    app_result = json.loads((tmp_path / "app.json").read_text())
+    assert app_result == ms_result
