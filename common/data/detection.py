@@ -88,9 +88,12 @@ class CocoDetection:
             crowd.append(bool(ann.get("iscrowd", 0)))
         return boxes, labels, crowd
 
+    def image_path(self, index):
+        return self.image_dir / self.coco.imgs[self.image_ids[index]]["file_name"]
+
     def __getitem__(self, index):
         info = self.coco.imgs[self.image_ids[index]]
-        path = self.image_dir / info["file_name"]
+        path = self.image_path(index)
         image = read_image(path)
         if image.shape[:2] != (info["height"], info["width"]):
             raise DatasetError(f"image {path} is {image.shape[1]}x{image.shape[0]} but the annotation "
@@ -155,6 +158,9 @@ class VOCDetection:
         file_name = tree.findtext("filename") or f"{self.ids[index]}.jpg"
         return file_name.strip(), boxes, labels, difficult
 
+    def image_path(self, index):
+        return self.root / "JPEGImages" / self.parse_xml(index)[0]
+
     def __getitem__(self, index):
         file_name, boxes, labels, difficult = self.parse_xml(index)
         image = read_image(self.root / "JPEGImages" / file_name)
@@ -191,6 +197,9 @@ class TxtDetection:
 
     def __len__(self):
         return len(self.entries)
+
+    def image_path(self, index):
+        return self.entries[index][0]
 
     def __getitem__(self, index):
         path, boxes, labels = self.entries[index]
