@@ -265,7 +265,12 @@ def args_and_config(defaults, description, argv=None, arguments=()):
     parser = build_parser((description or "").split("\n\n")[0])
     for flags, kwargs in arguments:
         parser.add_argument(*flags, **kwargs)
+    if "resume" in defaults.get("train", {}):
+        parser.add_argument("--resume", metavar="CKPT",
+                            help="continue from a resumable checkpoint (= train.resume=CKPT)")
     args, rest = parser.parse_known_args(argv)
+    if getattr(args, "resume", None):
+        rest = list(rest) + [f"train.resume={args.resume}"]
     try:
         return args, load_config(defaults, args.config, rest)
     except ConfigError as exc:

@@ -73,7 +73,15 @@ def test_shipped_configs_are_valid():
     from common.paths import configs_dir
 
     files = sorted(configs_dir().rglob("*.yaml"))
+    assert len(files) >= 9
     for f in files:
         model_dir = f.relative_to(configs_dir()).parts[0]
         module = importlib.import_module(f"models.{model_dir}.src.config")
         load_config(module.DEFAULTS, f)
+
+
+def test_resume_flag_sets_train_resume():
+    from common.config import args_and_config
+
+    _, cfg = args_and_config(DEFAULTS, "test", ["--resume", "runs/x/last.ckpt", "train.epochs=2"])
+    assert cfg.train.resume == "runs/x/last.ckpt" and cfg.train.epochs == 2
