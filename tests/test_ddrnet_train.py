@@ -197,3 +197,33 @@ def test_310_flow_with_lite_matches_eval(tmp_path):
         ties += int(top2[1] - top2[0] < 1e-4)
     if ties == 0:
         assert app_result == ms_result
+
+
+def test_sigterm_saves_a_resumable_checkpoint_and_resume_finishes(tmp_path):
+    """A real SIGTERM from outside stops train.py after the current step with a resumable
+    checkpoint and exit code 143; --resume then completes the run."""
+    import signal
+    import time
+
+    data = tmp_path / "data"
+    _run(["-m", "common.data.synthetic", "--format", "imagenet", "--out", str(data), "--num", "64",
+          "--num-val", "4", "--size", "64", "--num-classes", "4"], REPO_ROOT)
+    cfg = str(CONFIGS / "ddrnet23_slim_1xb32_synthetic_quick-cpu.yaml")
+    common = [f"output_dir={tmp_path / 'run'}", f"data.root={data}", "model.num_classes=4",
+              "data.image_size=64", "train.batch_size=4", "train.log_interval=1", "train.epochs=3",
+              "data.eval_batch_size=4"]
+    log = open(tmp_path / "log.txt", "w")
+    proc = subprocess.Popen([sys.executable, str(REPO_ROOT / "models/ddrnet/train.py"), "--config", cfg,
+                             *common], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.time() + 300
+    while "step 3/16" not in (tmp_path / "log.txt").read_text():
+        assert proc.poll() is None and time.time() < deadline, (tmp_path / "log.txt").read_text()[-2000:]
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 143
+    text = (tmp_path / "log.txt").read_text()
+    ckpt = tmp_path / "run/checkpoints/interrupted.ckpt"
+    assert ckpt.is_file() and "resumable checkpoint" in text
+    _run([str(REPO_ROOT / "models/ddrnet/train.py"), "--config", cfg, *common, "--resume", str(ckpt)], tmp_path)
+    summary = json.loads((tmp_path / "run/train_summary.json").read_text())
+    assert summary["epochs"] == 3 and summary["global_step"] == 3 * 16

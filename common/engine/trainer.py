@@ -165,6 +165,9 @@ class Trainer:
         log.info("resumed from %s at epoch %d, global step %d", path, self.epoch + 1, self.global_step)
 
     # ----------------------------------------------------------------- loop
+    def _install_signal_handlers(self):
+        return {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+
     def _on_signal(self, signum, _frame):
         self._stop_signal = signum
         log.warning("received %s: stopping after this step", signal.Signals(signum).name)
@@ -194,7 +197,7 @@ class Trainer:
         self.epochs, self.total_steps = epochs, epochs * self.steps_per_epoch
         self.global_batch_size = dataset.get_batch_size() * self.dist.size
         skip = self.global_step - self.epoch * self.steps_per_epoch
-        old_handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        old_handlers = self._install_signal_handlers()
         try:
             for cb in self.callbacks:
                 cb.on_train_begin(self)
@@ -212,6 +215,9 @@ class Trainer:
                     t0 = time.perf_counter()
                     loss, finite = self._step(*batch)
                     loss, finite = float(loss.asnumpy()), bool(finite.asnumpy())
+                    # MindSpore's runtime and data pipeline install C-level SIGTERM handlers
+                    # that exit at once: take the signals back after every step.
+                    self._install_signal_handlers()
                     step_time = time.perf_counter() - t0
                     self.global_step += 1
                     overflow_run = self._check_finite(loss, finite, overflow_run)
@@ -239,7 +245,7 @@ class Trainer:
             self.save_resumable(path)
         raise TrainingInterrupted(f"interrupted by {signal.Signals(signum).name} at global step "
                                   f"{self.global_step}; resumable checkpoint: {path} "
-                                  f"(continue with train.resume={path})", signum)
+                                  f"(continue with --resume {path})", signum)
 
 
 def seed_everything(seed):
