@@ -1,4 +1,5 @@
 import os
+import shutil
 
 import pytest
 
@@ -22,3 +23,18 @@ def reference_keys():
     if not path.is_dir():
         pytest.skip(f"reference key tables not found at {path}")
     return path
+
+
+@pytest.fixture(scope="session")
+def lite_app():
+    """The C++ inference app built against MindSpore Lite (installed on first use), or a skip
+    naming what is missing."""
+    from common import infer310
+
+    if shutil.which("cmake") is None or shutil.which("c++") is None:
+        pytest.skip("cmake and a C++ compiler are needed to build ascend310_infer")
+    try:
+        infer310.lite_env(install=True)
+    except infer310.LiteUnavailable as exc:
+        pytest.skip(str(exc))
+    return infer310.build_app("lite")

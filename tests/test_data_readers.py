@@ -356,3 +356,14 @@ def test_detection_mindrecord_cli(fixtures, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "common.data.mindrecord", "--format", "coco", "--out",
                            str(out)], capture_output=True, text=True)
     assert proc.returncode != 0 and "--images, --ann" in proc.stderr
+
+
+def test_detection_mindrecord_leaves_nothing_on_a_corrupt_image(fixtures, tmp_path):
+    from common.data.mindrecord import write_det_mindrecord
+
+    root = tmp_path / "voc"
+    shutil.copytree(fixtures / "openagi_datum_voc/det/voc", root)
+    (root / "JPEGImages/2007_000032.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(DatasetError, match="2007_000032.jpg"):
+        write_det_mindrecord(VOCDetection(root, "train"), tmp_path / "out" / "det.mindrecord", shard_num=2)
+    assert list((tmp_path / "out").iterdir()) == []

@@ -147,20 +147,13 @@ def test_real_imagenet_samples_get_standard_indices_through_the_eval_pipeline(fi
 
 
 @pytest.mark.slow
-def test_310_flow_with_lite_matches_eval(tmp_path):
+def test_310_flow_with_lite_matches_eval(tmp_path, lite_app):
     """preprocess.py -> ONNX -> run_infer_310.sh (C++ app, Lite CPU) -> postprocess.py: top-1 and
     top-5 equal eval.py's."""
     import os
-    import shutil
 
     from common import infer310
 
-    if shutil.which("cmake") is None or shutil.which("c++") is None:
-        pytest.skip("cmake and a C++ compiler are needed to build ascend310_infer")
-    try:
-        infer310.lite_env(install=True)
-    except infer310.LiteUnavailable as exc:
-        pytest.skip(str(exc))
     data = tmp_path / "data"
     _run(["-m", "common.data.synthetic", "--format", "imagenet", "--out", str(data), "--num", "20",
           "--num-val", "12", "--size", "64", "--num-classes", "4"], REPO_ROOT)

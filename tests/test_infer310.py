@@ -6,7 +6,6 @@ MindSpore Lite on this CPU: MindSpore net -> ONNX -> Lite converter -> cmake bui
 infer_app -> outputs compared with MindSpore's own.
 """
 import os
-import shutil
 import subprocess
 
 import numpy as np
@@ -107,15 +106,6 @@ def test_launcher_rejects_bad_arguments(tmp_path, args, message):
 # ---------------------------------------------------------------- the app's error exits
 
 def _app_or_skip():
-    """The Lite build of the app, built here when missing (these tests are in the slow tier)."""
-    if not APP.exists():
-        if shutil.which("cmake") is None or shutil.which("c++") is None:
-            pytest.skip("cmake and a C++ compiler are needed to build ascend310_infer")
-        try:
-            infer310.lite_env(install=True)
-        except infer310.LiteUnavailable as exc:
-            pytest.skip(str(exc))
-        infer310.build_app("lite")
     if subprocess.run([str(APP), "--help"], check=False, capture_output=True).returncode != 0:
         pytest.skip(f"{APP} exists but does not start (MindSpore Lite libraries gone?)")
     return APP
@@ -132,7 +122,7 @@ def _app_or_skip():
     ("short_bin", 3, "holds 100 bytes but the manifest says float32 1x3x8x8 = 768 bytes"),
     ("bad_dtype", 3, "unknown dtype 'float64'"),
 ])
-def test_app_argument_and_data_errors(tmp_path, case, code, message):
+def test_app_argument_and_data_errors(tmp_path, case, code, message, lite_app):
     app = _app_or_skip()
     model = tmp_path / "m.mindir"
     model.write_bytes(b"not a model")  # data checks come before the model is built
@@ -162,7 +152,7 @@ def test_app_argument_and_data_errors(tmp_path, case, code, message):
 
 
 @pytest.mark.slow
-def test_app_rejects_a_file_that_is_no_model(tmp_path):
+def test_app_rejects_a_file_that_is_no_model(tmp_path, lite_app):
     app = _app_or_skip()
     (tmp_path / "m.onnx").write_bytes(b"\x08\x07garbage")
     write_inputs(tmp_path / "in", {"a": np.zeros((1, 3, 8, 8))})
@@ -194,13 +184,8 @@ class TinySegCls(nn.Cell):
 
 
 @pytest.mark.slow
-def test_lite_app_matches_mindspore(tmp_path):
-    if shutil.which("cmake") is None or shutil.which("c++") is None:
-        pytest.skip("cmake and a C++ compiler are needed to build ascend310_infer")
-    try:
-        env = infer310.lite_env(install=True)
-    except infer310.LiteUnavailable as exc:
-        pytest.skip(str(exc))
+def test_lite_app_matches_mindspore(tmp_path, lite_app):
+    env = infer310.lite_env(install=True)  # already set up by the lite_app fixture
 
     ms.set_device("CPU")
     ms.set_context(mode=ms.GRAPH_MODE)

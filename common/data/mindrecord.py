@@ -19,44 +19,59 @@ from .voc_seg import parse_seg_list
 SEG_SCHEMA = {"file_name": {"type": "string"}, "data": {"type": "bytes"}, "label": {"type": "bytes"}}
 
 
-def write_seg_mindrecord(root, list_file, out_file, shard_num=1, rows_per_write=64):
-    """Write the pairs of ``list_file`` into ``out_file`` (``out_file0..N-1`` when shard_num > 1).
-
-    Returns the list of written data files.
-    """
+def _write(rows, schema, description, out_file, shard_num, rows_per_write=64):
+    """Write an iterable of row dicts; returns the data files (``out_file0..N-1`` when sharded)."""
     from mindspore.mindrecord import FileWriter
 
-    pairs = parse_seg_list(root, list_file)  # checks every file first: no half-written output
     out_file = Path(out_file)
     out_file.parent.mkdir(parents=True, exist_ok=True)
+    files = [out_file] if shard_num == 1 else [out_file.with_name(f"{out_file.name}{i}")
+                                               for i in range(shard_num)]
     writer = FileWriter(file_name=str(out_file), shard_num=shard_num, overwrite=True)
-    writer.add_schema(SEG_SCHEMA, "segmentation")
-    rows = []
-    for image_path, label_path in pairs:
-        rows.append({"file_name": image_path.name, "data": image_path.read_bytes(),
-                     "label": label_path.read_bytes()})
-        if len(rows) == rows_per_write:
-            writer.write_raw_data(rows)
-            rows = []
-    if rows:
-        writer.write_raw_data(rows)
-    writer.commit()
-    if shard_num == 1:
-        return [out_file]
-    return [out_file.with_name(f"{out_file.name}{i}") for i in range(shard_num)]
+    writer.add_schema(schema, description)
+    try:
+        chunk = []
+        for row in rows:
+            chunk.append(row)
+            if len(chunk) == rows_per_write:
+                writer.write_raw_data(chunk)
+                chunk = []
+        if chunk:
+            writer.write_raw_data(chunk)
+        writer.commit()
+    except BaseException:  # a bad sample mid-way: leave nothing half-written behind
+        for f in files:
+            for path in (f, f.with_name(f.name + ".db")):
+                path.unlink(missing_ok=True)
+        raise
+    return files
 
 
-def read_seg_mindrecord(files, num_shards=None, shard_id=None, shuffle=False, num_parallel_workers=1):
-    """A ``MindDataset`` over the columns (file_name, data, label); decode rows with ``decode_seg_row``."""
+def _read(files, columns, num_shards, shard_id, shuffle, num_parallel_workers):
     import mindspore.dataset as ds
 
     files = [str(f) for f in ([files] if isinstance(files, (str, Path)) else files)]
     for f in files:
         if not Path(f).is_file():
             raise DatasetError(f"MindRecord file not found: {f}")
-    return ds.MindDataset(files, columns_list=["file_name", "data", "label"], shuffle=shuffle,
-                          num_shards=num_shards, shard_id=shard_id,
-                          num_parallel_workers=num_parallel_workers)
+    return ds.MindDataset(files, columns_list=list(columns), shuffle=shuffle, num_shards=num_shards,
+                          shard_id=shard_id, num_parallel_workers=num_parallel_workers)
+
+
+def write_seg_mindrecord(root, list_file, out_file, shard_num=1, rows_per_write=64):
+    """Write the pairs of ``list_file`` into ``out_file`` (``out_file0..N-1`` when shard_num > 1).
+
+    Returns the list of written data files.
+    """
+    pairs = parse_seg_list(root, list_file)  # checks every file first: no half-written output
+    rows = ({"file_name": image.name, "data": image.read_bytes(), "label": label.read_bytes()}
+            for image, label in pairs)
+    return _write(rows, SEG_SCHEMA, "segmentation", out_file, shard_num, rows_per_write)
+
+
+def read_seg_mindrecord(files, num_shards=None, shard_id=None, shuffle=False, num_parallel_workers=1):
+    """A ``MindDataset`` over the columns (file_name, data, label); decode rows with ``decode_seg_row``."""
+    return _read(files, SEG_SCHEMA, num_shards, shard_id, shuffle, num_parallel_workers)
 
 
 def decode_seg_row(file_name, data, label):
@@ -79,50 +94,31 @@ DET_SCHEMA = {"file_name": {"type": "string"}, "data": {"type": "bytes"},
 DET_COLUMNS = list(DET_SCHEMA)
 
 
+def _det_row(source, index):
+    sample, path = source[index], source.image_path(index)
+    n = len(sample["labels"])
+
+    def column(key, width=1):  # MindRecord holds no empty arrays: no boxes -> one -1 sentinel
+        dtype = np.float32 if key == "boxes" else np.int32
+        return sample[key].reshape(-1).astype(dtype) if n else np.full(width, -1, dtype)
+
+    return {"file_name": path.name, "data": path.read_bytes(), "boxes": column("boxes", 4),
+            "labels": column("labels"), "difficult": column("difficult"),
+            "iscrowd": column("iscrowd"), "image_id": int(sample["image_id"])}
+
+
 def write_det_mindrecord(source, out_file, shard_num=1, rows_per_write=64):
     """Write every sample of a detection reader (``CocoDetection``, ``VOCDetection``,
     ``TxtDetection``) into ``out_file``; each image is decoded once to validate it first."""
-    from mindspore.mindrecord import FileWriter
-
     if len(source) == 0:
         raise DatasetError(f"detection source {source!r} has no samples to convert")
-    out_file = Path(out_file)
-    out_file.parent.mkdir(parents=True, exist_ok=True)
-    writer = FileWriter(file_name=str(out_file), shard_num=shard_num, overwrite=True)
-    writer.add_schema(DET_SCHEMA, "detection")
-    rows = []
-    for index in range(len(source)):
-        sample, path = source[index], source.image_path(index)
-        n = len(sample["labels"])
-        rows.append({
-            "file_name": path.name, "data": path.read_bytes(),
-            # MindRecord cannot hold empty arrays: images without boxes store one -1 sentinel
-            "boxes": sample["boxes"].reshape(-1).astype(np.float32) if n else np.full(4, -1, np.float32),
-            "labels": sample["labels"].astype(np.int32) if n else np.full(1, -1, np.int32),
-            "difficult": sample["difficult"].astype(np.int32) if n else np.full(1, -1, np.int32),
-            "iscrowd": sample["iscrowd"].astype(np.int32) if n else np.full(1, -1, np.int32),
-            "image_id": int(sample["image_id"])})
-        if len(rows) == rows_per_write:
-            writer.write_raw_data(rows)
-            rows = []
-    if rows:
-        writer.write_raw_data(rows)
-    writer.commit()
-    if shard_num == 1:
-        return [out_file]
-    return [out_file.with_name(f"{out_file.name}{i}") for i in range(shard_num)]
+    rows = (_det_row(source, i) for i in range(len(source)))
+    return _write(rows, DET_SCHEMA, "detection", out_file, shard_num, rows_per_write)
 
 
 def read_det_mindrecord(files, num_shards=None, shard_id=None, shuffle=False, num_parallel_workers=1):
     """A ``MindDataset`` over the detection columns; decode rows with ``decode_det_row``."""
-    import mindspore.dataset as ds
-
-    files = [str(f) for f in ([files] if isinstance(files, (str, Path)) else files)]
-    for f in files:
-        if not Path(f).is_file():
-            raise DatasetError(f"MindRecord file not found: {f}")
-    return ds.MindDataset(files, columns_list=DET_COLUMNS, shuffle=shuffle, num_shards=num_shards,
-                          shard_id=shard_id, num_parallel_workers=num_parallel_workers)
+    return _read(files, DET_COLUMNS, num_shards, shard_id, shuffle, num_parallel_workers)
 
 
 def decode_det_row(file_name, data, boxes, labels, difficult, iscrowd, image_id):
