@@ -86,6 +86,8 @@ def onnx_session(path, threads=None, providers=None):
     """ONNX Runtime session for ``path``: CUDA when available, else CPU; ``threads`` intra-op."""
     import onnxruntime as ort
 
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"ONNX file not found: {path}")
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = int(threads)
@@ -273,6 +275,10 @@ def _export_onnx(net, tensors, tmp, names, dynamic, ref, label):
     raise AssertionError("unreachable")
 
 
+ONNX_ARGUMENTS = [
+    (("--onnx",), {"required": True, "help": "exported ONNX file"}),
+    (("--threads",), {"type": int, "help": "ONNX Runtime intra-op threads"}),
+]
 EXPORT_ARGUMENTS = [
     (("--ckpt",), {"required": True, "help": "checkpoint to export"}),
     (("--format",), {"help": "ONNX | MINDIR | AIR (default: export.format)"}),

@@ -1,9 +1,10 @@
 import os
 import shutil
+import subprocess
 
 import pytest
 
-from common.paths import fixtures_dir, shared_dir
+from common.paths import REPO_ROOT, fixtures_dir, shared_dir
 
 os.environ.setdefault("GLOG_v", "3")  # keep MindSpore's C++ logging quiet in test output
 
@@ -38,3 +39,32 @@ def lite_app():
     except infer310.LiteUnavailable as exc:
         pytest.skip(str(exc))
     return infer310.build_app("lite")
+
+
+@pytest.fixture
+def pynative():
+    """Run a test in PyNative mode on CPU and restore the previous mode afterwards."""
+    import mindspore as ms
+
+    ms.set_device("CPU")
+    old = ms.get_context("mode")
+    ms.set_context(mode=ms.PYNATIVE_MODE)
+    yield
+    ms.set_context(mode=old)
+
+
+@pytest.fixture
+def run_infer_310(lite_app):
+    """``run(model_file, data_dir, cwd, postprocess, preprocess=None)``: scripts/run_infer_310.sh
+    with the Lite CPU backend and the given PREPROCESS / POSTPROCESS commands; asserts success."""
+    def run(model_file, data_dir, cwd, postprocess, preprocess=None, timeout=1200):
+        env = dict(os.environ, POSTPROCESS=postprocess, THREADS="2")
+        if preprocess:
+            env["PREPROCESS"] = preprocess
+        proc = subprocess.run(["bash", str(REPO_ROOT / "scripts/run_infer_310.sh"), str(model_file),
+                               str(data_dir), "0", "lite_cpu"], cwd=cwd, env=env, capture_output=True,
+                              text=True, timeout=timeout)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        return proc
+
+    return run

@@ -147,11 +147,9 @@ def test_real_imagenet_samples_get_standard_indices_through_the_eval_pipeline(fi
 
 
 @pytest.mark.slow
-def test_310_flow_with_lite_matches_eval(tmp_path, lite_app):
+def test_310_flow_with_lite_matches_eval(tmp_path, run_infer_310):
     """preprocess.py -> ONNX -> run_infer_310.sh (C++ app, Lite CPU) -> postprocess.py: top-1 and
     top-5 equal eval.py's."""
-    import os
-
     from common import infer310
 
     data = tmp_path / "data"
@@ -166,13 +164,10 @@ def test_310_flow_with_lite_matches_eval(tmp_path, lite_app):
     _run([str(REPO_ROOT / "models/ddrnet/export.py"), "--ckpt", str(ckpt), "--file", str(onnx), *common],
          tmp_path)
     args = " ".join(common)
-    env = dict(os.environ,
-               PREPROCESS=f"{sys.executable} {REPO_ROOT}/models/ddrnet/preprocess.py --output_dir $DATA_DIR {args}",
-               POSTPROCESS=(f"{sys.executable} {REPO_ROOT}/models/ddrnet/postprocess.py --result_dir $RESULT_DIR "
-                            f"--label_file $DATA_DIR/labels.txt --json {tmp_path / 'app.json'}"))
-    proc = subprocess.run(["bash", str(REPO_ROOT / "scripts/run_infer_310.sh"), str(onnx), str(tmp_path / "in"),
-                           "0", "lite_cpu"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1200)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run_infer_310(onnx, tmp_path / "in", tmp_path,
+                  postprocess=(f"{sys.executable} {REPO_ROOT}/models/ddrnet/postprocess.py --result_dir $RESULT_DIR "
+                               f"--label_file $DATA_DIR/labels.txt --json {tmp_path / 'app.json'}"),
+                  preprocess=f"{sys.executable} {REPO_ROOT}/models/ddrnet/preprocess.py --output_dir $DATA_DIR {args}")
     ms_result = json.loads((tmp_path / "run/eval_results.json").read_text())
     app_result = json.loads((tmp_path / "app.json").read_text())
     # the app's logits equal MindSpore's on the same inputs; then the scores can only differ

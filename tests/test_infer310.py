@@ -5,7 +5,6 @@ error exits when a built app is already there. The slow test runs the whole rout
 MindSpore Lite on this CPU: MindSpore net -> ONNX -> Lite converter -> cmake build -> launcher ->
 infer_app -> outputs compared with MindSpore's own.
 """
-import os
 import subprocess
 
 import numpy as np
@@ -184,7 +183,7 @@ class TinySegCls(nn.Cell):
 
 
 @pytest.mark.slow
-def test_lite_app_matches_mindspore(tmp_path, lite_app):
+def test_lite_app_matches_mindspore(tmp_path, lite_app, run_infer_310):
     env = infer310.lite_env(install=True)  # already set up by the lite_app fixture
 
     ms.set_device("CPU")
@@ -212,10 +211,7 @@ def test_lite_app_matches_mindspore(tmp_path, lite_app):
     assert app.is_file()
     postprocess = ("python -c \"import sys; from common.infer310 import read_outputs; "
                    "o = read_outputs(sys.argv[1]); print('postprocess saw', len(o), 'samples')\" $RESULT_DIR")
-    run_env = dict(os.environ, POSTPROCESS=postprocess, THREADS="2")
-    proc = subprocess.run(["bash", str(LAUNCHER), str(model), str(tmp_path / "data"), "0", "lite_cpu"],
-                          check=False, capture_output=True, text=True, cwd=tmp_path, env=run_env, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    run_infer_310(model, tmp_path / "data", tmp_path, postprocess=postprocess, timeout=900)
     assert "postprocess saw 3 samples" in (tmp_path / "acc.log").read_text()
     timing = (tmp_path / "time_Result" / "test_perform_static.txt").read_text()
     assert timing.startswith("NN inference cost average time:") and "infer_count 3" in timing

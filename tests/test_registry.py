@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import mindspore as ms
-from mindspore import Tensor, nn, ops
+from mindspore import Tensor, ops
 
 import models
 from common.checkpoint import named_parameters
@@ -42,8 +42,7 @@ def test_torch_key_map_lookup_names_unknown_models():
 
 
 @pytest.mark.parametrize("name", list_models())
-def test_forward_backward_gives_every_parameter_a_gradient(name):
-    ms.set_context(mode=ms.PYNATIVE_MODE)
+def test_forward_backward_gives_every_parameter_a_gradient(name, pynative):
     net = create_model(name)
     net.set_train(True)
     x = Tensor(np.random.default_rng(0).standard_normal((2, 3, 64, 64)).astype(np.float32))

@@ -18,13 +18,7 @@ TABLES = {"u2net": "U2NET_state_dict_keys.tsv", "u2netp": "U2NETP_state_dict_key
 RNG = np.random.default_rng(0)
 
 
-@pytest.fixture(autouse=True)
-def pynative():
-    ms.set_device("CPU")
-    old = ms.get_context("mode")
-    ms.set_context(mode=ms.PYNATIVE_MODE)
-    yield
-    ms.set_context(mode=old)
+pytestmark = pytest.mark.usefixtures("pynative")
 
 
 def _read_table(path):

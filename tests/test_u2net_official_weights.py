@@ -30,13 +30,7 @@ def _run(*args):
                           cwd=REPO_ROOT, check=False)
 
 
-@pytest.fixture(autouse=True)
-def pynative():
-    ms.set_device("CPU")
-    old = ms.get_context("mode")
-    ms.set_context(mode=ms.PYNATIVE_MODE)
-    yield
-    ms.set_context(mode=old)
+pytestmark = pytest.mark.usefixtures("pynative")
 
 
 @pytest.fixture(scope="module")

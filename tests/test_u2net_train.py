@@ -117,11 +117,9 @@ def test_bad_inputs_fail_with_clear_messages(tmp_path, tiny_sod):
 
 
 @pytest.mark.slow
-def test_310_flow_with_lite_matches_eval(tmp_path, tiny_sod, lite_app):
+def test_310_flow_with_lite_matches_eval(tmp_path, tiny_sod, run_infer_310):
     """preprocess.py -> ONNX -> run_infer_310.sh (C++ app, Lite CPU) -> postprocess.py: the
     scores equal eval.py's on the same checkpoint."""
-    import os
-
     from common.checkpoint import save_checkpoint
     from models import create_model
 
@@ -135,13 +133,9 @@ def test_310_flow_with_lite_matches_eval(tmp_path, tiny_sod, lite_app):
     _run([str(REPO_ROOT / "models/u2net/export.py"), "--ckpt", str(ckpt), "--file", str(onnx), *common],
          tmp_path)
     args = " ".join(common)
-    env = dict(os.environ,
-               PREPROCESS=f"{sys.executable} {REPO_ROOT}/models/u2net/preprocess.py --output_dir $DATA_DIR {args}",
-               POSTPROCESS=f"{sys.executable} {REPO_ROOT}/models/u2net/postprocess.py --result_dir $RESULT_DIR {args}")
-    proc = subprocess.run(["bash", str(REPO_ROOT / "scripts/run_infer_310.sh"), str(onnx),
-                           str(tmp_path / "data"), "0", "lite_cpu"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=1200)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run_infer_310(onnx, tmp_path / "data", tmp_path,
+                  postprocess=f"{sys.executable} {REPO_ROOT}/models/u2net/postprocess.py --result_dir $RESULT_DIR {args}",
+                  preprocess=f"{sys.executable} {REPO_ROOT}/models/u2net/preprocess.py --output_dir $DATA_DIR {args}")
     assert "max_f" in (tmp_path / "acc.log").read_text()
     ms_result = json.loads((tmp_path / "run/eval_results.json").read_text())
     app_result = json.loads((tmp_path / "run/eval_results_310.json").read_text())

@@ -61,6 +61,16 @@ class Compose:
 
 # ---- geometry helpers -------------------------------------------------------------------------
 
+def _same_geometry(sample, fn):
+    """A copy of ``sample`` with ``fn`` (a flip or rotation) applied to the image and every
+    dense label map alike, made contiguous."""
+    out = dict(sample)
+    for key in ("image", *MAP_KEYS):
+        if key in sample:
+            out[key] = np.ascontiguousarray(fn(sample[key]))
+    return out
+
+
 def filter_boxes(sample, keep):
     """Keep boxes where ``keep`` is True, along with their per-box entries."""
     for key in ("boxes",) + BOX_KEYS:
@@ -112,7 +122,7 @@ def pad_sample(sample, top, bottom, left, right, image_fill=0, mask_fill=255):
 
 def crop_sample(sample, top, left, height, width):
     """Crop a window that lies inside the image; boxes are shifted, clipped and filtered."""
-    out = dict(sample)
+    out = dict(sample)  # views, not copies: later steps copy anyway
     out["image"] = sample["image"][top:top + height, left:left + width]
     for key in MAP_KEYS:
         if key in sample:
@@ -221,11 +231,7 @@ class CenterCrop:
 # ---- flips and rotations ----------------------------------------------------------------------
 
 def _flip(sample, axis):
-    out = dict(sample)
-    out["image"] = np.ascontiguousarray(np.flip(sample["image"], axis))
-    for key in MAP_KEYS:
-        if key in sample:
-            out[key] = np.ascontiguousarray(np.flip(sample[key], axis))
+    out = _same_geometry(sample, lambda a: np.flip(a, axis))
     if "boxes" in sample:
         size = sample["image"].shape[axis]  # width for a horizontal flip (axis 1), else height
         b = sample["boxes"]
@@ -255,11 +261,7 @@ class RandomVerticalFlip:
 def rotate90(sample, k):
     """Rotate by k x 90 degrees counter-clockwise (as ``np.rot90``)."""
     k %= 4
-    out = dict(sample)
-    out["image"] = np.ascontiguousarray(np.rot90(sample["image"], k))
-    for key in MAP_KEYS:
-        if key in sample:
-            out[key] = np.ascontiguousarray(np.rot90(sample[key], k))
+    out = _same_geometry(sample, lambda a: np.rot90(a, k))
     if "boxes" in sample:
         boxes = sample["boxes"]
         h, w = sample["image"].shape[:2]

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from common.metrics import write_json
 from common.metrics.sod import SODMetric
 
 RESULT_NAMES = {
@@ -28,30 +29,39 @@ def to_uint8_map(saliency, image_size):
     return np.clip(np.rint(s * 255.0), 0, 255).astype(np.uint8)
 
 
+def score_maps(items, pred_dir=None, postprocess=to_uint8_map, desc="eval", total=None):
+    """Score ``(name, saliency map, ground-truth mask)`` items: each map is postprocessed to the
+    mask's size (``postprocess(map, (H, W)) -> uint8``), written as ``<name>.png`` when
+    ``pred_dir`` is given and added to the SOD metric. Returns the metric dict."""
+    metric = SODMetric()
+    out = Path(pred_dir) if pred_dir else None
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+    for name, saliency, gt in tqdm(items, total=total, desc=desc, unit="img"):
+        saliency = np.asarray(saliency)
+        pred = postprocess(saliency.reshape(saliency.shape[-2:]), gt.shape[:2])
+        if out:
+            cv2.imwrite(str(out / f"{name}.png"), pred)
+        metric.update(pred, gt)
+    return metric.result()
+
+
 def evaluate_saliency(predict, preprocess, source, pred_dir=None, max_images=None, desc="eval",
                       postprocess=to_uint8_map):
     """Score ``predict`` on an SOD source (samples with "image", "mask", "name").
 
     ``preprocess(image HWC uint8) -> (1, C, H, W) float32``; ``predict(batch NCHW) -> (N, h, w)``
-    saliency of the fused output (any range); ``postprocess(map, (H, W)) -> uint8 map`` at the
-    image size (a model may pass its authors' exact version). Returns the metric dict.
+    saliency of the fused output (any range); ``postprocess`` as in :func:`score_maps` (a model
+    may pass its authors' exact version). Returns the metric dict.
     """
-    metric = SODMetric()
-    out = Path(pred_dir) if pred_dir else None
-    if out:
-        out.mkdir(parents=True, exist_ok=True)
     count = len(source) if max_images is None else min(max_images, len(source))
-    for i in tqdm(range(count), desc=desc, unit="img"):
-        sample = source[i]
-        image, gt = sample["image"], sample["mask"]
-        saliency = np.asarray(predict(preprocess(image)))[0]
-        pred = postprocess(saliency.reshape(saliency.shape[-2:]), gt.shape[:2])
-        if out:
-            cv2.imwrite(str(out / f"{sample['name']}.png"), pred)
-        metric.update(pred, gt)
-    result = metric.result()
-    result["mean_image_adaptive_f"] = result.get("mean_image_adaptive_f", result["adaptive_f"])
-    return result
+
+    def items():
+        for i in range(count):
+            sample = source[i]
+            yield sample["name"], np.asarray(predict(preprocess(sample["image"])))[0], sample["mask"]
+
+    return score_maps(items(), pred_dir, postprocess, desc, total=count)
 
 
 def format_results(result, paper_metric):
@@ -64,3 +74,12 @@ def format_results(result, paper_metric):
             lines.append(f"{key:<24}{result[key]:>8.4f}  {note}")
     lines.append(f"{'images':<24}{result.get('num_images', 0):>8}")
     return "\n".join(lines)
+
+
+def report_results(result, paper_metric, json_path, pred_dir=None):
+    """Print the table, write the JSON and say where the maps and results went."""
+    print(format_results(result, paper_metric))
+    write_json(json_path, result)
+    if pred_dir:
+        print(f"saliency maps: {pred_dir}")
+    print(f"results: {json_path}")

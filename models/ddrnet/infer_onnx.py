@@ -7,18 +7,14 @@ from pathlib import Path
 from common.cli import run_main
 from common.config import args_and_config
 from common.metrics import write_json
-from common.export import onnx_session, run_onnx
+from common.export import ONNX_ARGUMENTS, onnx_session, run_onnx
 from models.ddrnet.src.config import DEFAULTS
 from models.ddrnet.src.data import build_eval_dataset
 from models.ddrnet.src.evaluate import evaluate_classifier
 
 
 def main(argv=None):
-    args, cfg = args_and_config(DEFAULTS, __doc__, argv, [
-        (("--onnx",), {"required": True}),
-        (("--threads",), {"type": int, "help": "ONNX Runtime intra-op threads"})])
-    if not Path(args.onnx).is_file():
-        raise FileNotFoundError(f"ONNX file not found: {args.onnx}")
+    args, cfg = args_and_config(DEFAULTS, __doc__, argv, ONNX_ARGUMENTS)
     session = onnx_session(args.onnx, threads=args.threads)
     dataset, _ = build_eval_dataset(cfg.data, cfg.data.eval_batch_size)
     result = evaluate_classifier(lambda images: run_onnx(session, images)[0], dataset, desc="onnx")

@@ -11,8 +11,7 @@ from common.checkpoint import load_weights
 from common.cli import run_main
 from common.config import args_and_config
 from common.engine.builder import setup_device
-from common.metrics import write_json
-from common.tasks.sod import format_results
+from common.tasks.sod import report_results
 from models import create_model
 from models.u2net.src.config import DEFAULTS
 from models.u2net.src.evaluate import make_evaluator
@@ -28,9 +27,7 @@ def main(argv=None):
     evaluate = make_evaluator(cfg.test.root, cfg.test.size, pred_dir=pred_dir,
                               max_images=cfg.test.max_images)
     result = evaluate(net)
-    print(format_results(result, paper_metric="max_f"))
-    write_json(Path(cfg.output_dir) / "eval_results.json", result)
-    print(f"saliency maps: {pred_dir}\nresults: {Path(cfg.output_dir) / 'eval_results.json'}")
+    report_results(result, "max_f", Path(cfg.output_dir) / "eval_results.json", pred_dir)
     return result
 
 

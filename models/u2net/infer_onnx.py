@@ -7,19 +7,14 @@ from pathlib import Path
 from common.cli import run_main
 from common.config import args_and_config
 from common.data.sod import SODDataset
-from common.export import onnx_session, run_onnx
-from common.metrics import write_json
-from common.tasks.sod import evaluate_saliency, format_results
+from common.export import ONNX_ARGUMENTS, onnx_session, run_onnx
+from common.tasks.sod import evaluate_saliency, report_results
 from models.u2net.src.config import DEFAULTS
 from models.u2net.src.inference import postprocess, preprocess
 
 
 def main(argv=None):
-    args, cfg = args_and_config(DEFAULTS, __doc__, argv, [
-        (("--onnx",), {"required": True}),
-        (("--threads",), {"type": int, "help": "ONNX Runtime intra-op threads"})])
-    if not Path(args.onnx).is_file():
-        raise FileNotFoundError(f"ONNX file not found: {args.onnx}")
+    args, cfg = args_and_config(DEFAULTS, __doc__, argv, ONNX_ARGUMENTS)
     session = onnx_session(args.onnx, threads=args.threads)
     size = session.get_inputs()[0].shape[-1]
     size = size if isinstance(size, int) else cfg.test.size
@@ -31,9 +26,7 @@ def main(argv=None):
     result = evaluate_saliency(predict, lambda image: preprocess(image, size), SODDataset(cfg.test.root),
                                pred_dir=pred_dir, max_images=cfg.test.max_images, desc="onnx",
                                postprocess=postprocess)
-    print(format_results(result, paper_metric="max_f"))
-    write_json(Path(cfg.output_dir) / "eval_results_onnx.json", result)
-    print(f"saliency maps: {pred_dir}\nresults: {Path(cfg.output_dir) / 'eval_results_onnx.json'}")
+    report_results(result, "max_f", Path(cfg.output_dir) / "eval_results_onnx.json", pred_dir)
     return result
 
 
