@@ -1,0 +1,8 @@
+"""RAS (reverse attention, ResNet-50; ShuhanChen/RAS-pytorch ``v1``), registered as ``ras``."""
+from models import register_model
+from models.ras.src.ras import RAS, build_ras
+
+
+@register_model
+def ras(in_channels: int = 3, frozen_bn: bool = False) -> RAS:
+    return build_ras(in_channels, frozen_bn)
