@@ -21,7 +21,7 @@ WRAPPER_PREFIXES = ("network.", "model.", "module.", "net.", "_backbone.", "back
 # Optimizer, loss-scale and bookkeeping entries written by MindSpore wrappers and our engine.
 STATE_PREFIXES = ("moment1.", "moment2.", "moments.", "accum.", "adam_m.", "adam_v.", "ema.",
                   "train_state.", "optimizer.")
-STATE_KEYS = {"global_step", "learning_rate", "beta1_power", "beta2_power", "scale_sense",
+STATE_KEYS = {"global_step", "learning_rate", "momentum", "beta1_power", "beta2_power", "scale_sense",
               "current_iterator_step", "last_overflow_iterator_step", "epoch_num", "step_num",
               "loss_scale", "epoch", "step", "cur_step_num", "cur_epoch_num"}
 

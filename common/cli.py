@@ -5,8 +5,11 @@ import sys
 from common.checkpoint import CheckpointError
 from common.config import ConfigError
 from common.data.errors import DatasetError
+from common.infer310 import Infer310Error
+from common.tasks.base import OutputWriteError, PredictionError
 
-EXPECTED_ERRORS = (ConfigError, DatasetError, CheckpointError, FileNotFoundError)
+EXPECTED_ERRORS = (ConfigError, DatasetError, CheckpointError, FileNotFoundError, OutputWriteError,
+                   PredictionError, Infer310Error)
 
 
 def run_main(main, argv=None):

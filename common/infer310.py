@@ -267,3 +267,15 @@ def run_app(model_path, input_dir, output_dir, backend="lite_cpu", device_id=0, 
     if time_dir is not None:
         cmd += ["--time_dir", str(time_dir)]
     return subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout)
+
+
+def run_onnx_like_app(onnx_path, input_dir, output_dir, threads=None):
+    """Run an ONNX file with ONNX Runtime on the app's inputs and write its outputs exactly as
+    ``infer_app`` does (``<name>_<k>.bin`` + manifest): the 310 postprocess checked without the app."""
+    from common.export import onnx_session, run_onnx
+
+    session = onnx_session(onnx_path, threads=threads)
+    with InputWriter(output_dir, dtype=None) as writer:
+        for name, arrays in iter_tensors(input_dir):
+            writer.add(name, *run_onnx(session, arrays))
+    return Path(output_dir)

@@ -8,9 +8,11 @@ import importlib
 
 import common  # noqa: F401  (sets the CPU kernel environment before MindSpore runs)
 
-_MODEL_PACKAGES = ("models.u2net", "models.ddrnet")
+_MODEL_PACKAGES = ("models.u2net", "models.ddrnet", "models.ras")
 _REGISTRY = {}
 _TORCH_KEY_MAPS = {}
+_SPECS = {}          # registry name -> ModelSpec (common/runner/spec.py)
+_FOLDER_SPECS = {}   # model folder -> ModelSpec
 _loaded = False
 
 
@@ -27,6 +29,39 @@ def register_torch_key_map(names, key_map):
     """Declare how the authors' PyTorch names (after the BatchNorm rename) map to ours."""
     for name in names:
         _TORCH_KEY_MAPS[name] = key_map
+
+
+def register_spec(spec):
+    """Attach a model folder's :class:`common.runner.spec.ModelSpec` to its registered variants."""
+    for name in spec.variants:
+        if name not in _REGISTRY:
+            raise ValueError(f"spec of models/{spec.folder} names '{name}', which is not registered")
+        _SPECS[name] = spec
+    _FOLDER_SPECS[spec.folder] = spec
+    return spec
+
+
+def get_spec(name):
+    """The spec of a registry name or model folder; unknown names fail listing the known ones."""
+    _load_all()
+    if name in _SPECS:
+        return _SPECS[name]
+    if name in _FOLDER_SPECS:
+        return _FOLDER_SPECS[name]
+    known = sorted(_SPECS) + sorted(set(_FOLDER_SPECS) - set(_SPECS))
+    close = difflib.get_close_matches(name, known, n=3)
+    hint = f" Did you mean {close}?" if close else ""
+    raise KeyError(f"unknown model '{name}'.{hint} Known models: {sorted(_SPECS)}; "
+                   f"model folders: {sorted(_FOLDER_SPECS)}")
+
+
+def model_info(name):
+    """Metadata of a registered model: folder, task, default input size (H, W), paper metric."""
+    spec = get_spec(name)
+    if name not in spec.variants:
+        raise KeyError(f"'{name}' is a model folder; give one of its variants {sorted(spec.variants)}")
+    return {"name": name, "folder": spec.folder, "task": spec.task, "input_size": spec.default_size(name),
+            "paper_metric": spec.paper_metric}
 
 
 def torch_key_map(name):

@@ -14,6 +14,7 @@ from PIL import Image
 import mindspore as ms
 
 from common.checkpoint import load_weights, save_checkpoint, state_dict
+from common.data.image_io import read_image
 from common.paths import REPO_ROOT
 from models.u2net.src import inference
 from models.u2net.src.convert import ConversionError, convert_torch_state_dict
@@ -59,7 +60,7 @@ def test_converted_matches_onnx_runtime(official, converted):
     net = build_u2net("u2netp")
     assert load_weights(net, converted, strict=True).ok
     net.set_train(False)
-    image = inference.load_image(official[1] / "im_27.png")
+    image = read_image(official[1] / "im_27.png")
     x = inference.preprocess(image, 320)
     got = [o.asnumpy() for o in net(ms.Tensor(x))]
     sess = ort.InferenceSession(str(official[0]), providers=["CPUExecutionProvider"])
@@ -71,7 +72,7 @@ def test_converted_matches_onnx_runtime(official, converted):
 
 def test_predict_reproduces_official_maps(official, converted, tmp_path):
     _, images, maps = official
-    proc = _run(PREDICT, "--model", "u2netp", "--ckpt", converted, "--input", images, "--out", tmp_path,
+    proc = _run(PREDICT, "model.name=u2netp", "--ckpt_file", converted, "--input", images, "--out", tmp_path,
                 "--cutout")
     assert proc.returncode == 0, proc.stderr
     files = sorted(images.iterdir())
@@ -199,8 +200,8 @@ def test_predict_corrupt_image_fails_naming_it(random_ckpt, tmp_path):
     Image.fromarray(RNG.integers(0, 256, (40, 50), dtype=np.uint8)).save(src / "good.png")  # grey
     (src / "bad.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     out = tmp_path / "out"
-    proc = _run(PREDICT, "--model", "u2netp", "--ckpt", random_ckpt, "--input", src, "--out", out,
-                "--size", "64", "--mode", "pynative")
+    proc = _run(PREDICT, "model.name=u2netp", "--ckpt", random_ckpt, "--input", src, "--out", out,
+                "test.size=64", "mode=pynative")
     assert proc.returncode != 0
     assert "bad.jpg" in proc.stderr
     assert sorted(p.name for p in out.iterdir()) == ["good.png", "good_compare.png"]
@@ -211,7 +212,7 @@ def test_predict_corrupt_image_fails_naming_it(random_ckpt, tmp_path):
 def test_predict_checkpoint_of_other_model_fails(random_ckpt, tmp_path):
     image = tmp_path / "a.png"
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(image)
-    proc = _run(PREDICT, "--model", "u2net", "--ckpt", random_ckpt, "--input", image, "--out", tmp_path / "o")
+    proc = _run(PREDICT, "model.name=u2net", "--ckpt", random_ckpt, "--input", image, "--out", tmp_path / "o")
     assert proc.returncode != 0
     assert "stage1.rebnconv1.conv_s1.weight" in proc.stderr and "shape mismatch" in proc.stderr
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())

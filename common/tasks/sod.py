@@ -1,8 +1,12 @@
-"""Saliency evaluation loop shared by the SOD models (U-2-Net, RAS).
+"""Salient object detection (U-2-Net, RAS): the one scoring and prediction path.
 
 Each image is preprocessed by the model's own function, predicted, min-max normalised, resized
 back to the image's size, written as an 8-bit PNG (the maps people look at and that
 ``python -m common.metrics.sod`` re-scores) and scored with the shared SOD metric.
+
+A model's spec gives ``hooks["preprocess"](image HxWx3 uint8, (H, W), cfg) -> (1, C, H, W)``
+and optionally ``hooks["postprocess"](map, (h, w)) -> uint8`` (default :func:`to_uint8_map`);
+its deployed network returns the saliency probability map (N, 1, H, W) first.
 """
 from pathlib import Path
 
@@ -10,8 +14,13 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from common.config import Opt
+from common.data.errors import DatasetError
+from common.data.sod import SODDataset
+from common.infer310 import InputWriter
 from common.metrics import write_json
 from common.metrics.sod import SODMetric
+from common.tasks.base import Task, check_finite, predict_loop, staged_folder, write_image
 
 RESULT_NAMES = {
     "max_f": "max F-measure (beta^2 = 0.3) - U-2-Net paper metric",
@@ -34,15 +43,14 @@ def score_maps(items, pred_dir=None, postprocess=to_uint8_map, desc="eval", tota
     mask's size (``postprocess(map, (H, W)) -> uint8``), written as ``<name>.png`` when
     ``pred_dir`` is given and added to the SOD metric. Returns the metric dict."""
     metric = SODMetric()
-    out = Path(pred_dir) if pred_dir else None
-    if out:
-        out.mkdir(parents=True, exist_ok=True)
-    for name, saliency, gt in tqdm(items, total=total, desc=desc, unit="img"):
-        saliency = np.asarray(saliency)
-        pred = postprocess(saliency.reshape(saliency.shape[-2:]), gt.shape[:2])
-        if out:
-            cv2.imwrite(str(out / f"{name}.png"), pred)
-        metric.update(pred, gt)
+    with staged_folder(pred_dir) as out:  # a failing image leaves no partial folder behind
+        for name, saliency, gt in tqdm(items, total=total, desc=desc, unit="img"):
+            saliency = np.asarray(saliency)
+            check_finite(saliency, f"the prediction for '{name}'")
+            pred = postprocess(saliency.reshape(saliency.shape[-2:]), gt.shape[:2])
+            if out:
+                write_image(out / f"{name}.png", pred)
+            metric.update(pred, gt)
     return metric.result()
 
 
@@ -83,3 +91,108 @@ def report_results(result, paper_metric, json_path, pred_dir=None):
     if pred_dir:
         print(f"saliency maps: {pred_dir}")
     print(f"results: {json_path}")
+
+
+# ---------------------------------------------------------------- the task object
+
+_TAGS = {"eval": ("pred", "eval_results.json"), "onnx": ("pred_onnx", "eval_results_onnx.json"),
+         "310": ("pred_310", "eval_results_310.json")}
+
+
+class SODTask(Task):
+    name = "sod"
+    defaults = {
+        "data": {"val_root": Opt(str)},                  # evaluated during training when set
+        "test": {
+            "root": "data/synthetic_sod/test",          # images/ + masks/ (DUTS-TE, ECSSD, ...)
+            "size": 320,                                 # network input (square)
+            "batch_size": 1,
+            "pred_dir": Opt(str),                        # default <output_dir>/pred[_onnx|_310]
+            "max_images": Opt(int),
+        },
+    }
+    predict_arguments = [(("--cutout",), {"action": "store_true",
+                                          "help": "also write RGBA cut-outs (the map as alpha)"})]
+
+    def input_size(self, spec, cfg):
+        return (cfg.test.size, cfg.test.size)
+
+    def data_path_overrides(self, path):
+        return [f"test.root={path}"]
+
+    def _preprocess(self, spec, cfg):
+        size = self.input_size(spec, cfg)
+        return lambda image: spec.hooks["preprocess"](image, size, cfg)
+
+    def _postprocess(self, spec):
+        return spec.hooks.get("postprocess", to_uint8_map)
+
+    def _paths(self, cfg, tag):
+        pred, json_name = _TAGS[tag]
+        out = Path(cfg.output_dir)
+        return Path(cfg.test.pred_dir or out / pred), out / json_name
+
+    def _run(self, spec, cfg, predict, source, pred_dir, desc):
+        return evaluate_saliency(lambda batch: predict(batch)[0][:, 0], self._preprocess(spec, cfg),
+                                 source, pred_dir=pred_dir, max_images=cfg.test.max_images, desc=desc,
+                                 postprocess=self._postprocess(spec))
+
+    def training_evaluator(self, spec, cfg):
+        if not cfg.data.val_root:
+            return None
+        from common.runner.predictors import network_predictor
+
+        source = SODDataset(cfg.data.val_root)  # validated once, up front
+        return lambda net: self._run(spec, cfg, network_predictor(spec.deploy(net, cfg)), source,
+                                     None, "val")
+
+    def evaluate(self, spec, cfg, predict, tag):
+        pred_dir, json_path = self._paths(cfg, tag)
+        result = self._run(spec, cfg, predict, SODDataset(cfg.test.root), pred_dir, tag)
+        report_results(result, spec.paper_metric, json_path, pred_dir)
+        return result
+
+    def predict_files(self, spec, cfg, predict, files, out_dir, args):
+        preprocess, postprocess = self._preprocess(spec, cfg), self._postprocess(spec)
+        out_dir = Path(out_dir)
+
+        def handle(_file, name, image):
+            saliency = predict(preprocess(image))[0][0, 0]
+            mask = postprocess(saliency, image.shape[:2])
+            outputs = {out_dir / f"{name}.png": mask,
+                       out_dir / f"{name}_compare.png": side_by_side(image, mask)}
+            if getattr(args, "cutout", False):
+                outputs[out_dir / f"{name}_cutout.png"] = np.dstack([image, mask])
+            return [write_image(path, array) for path, array in outputs.items()]
+
+        return predict_loop(files, handle)
+
+    def write_inputs(self, spec, cfg, output_dir):
+        source = SODDataset(cfg.test.root)
+        count = min(len(source), cfg.test.max_images or len(source))
+        preprocess = self._preprocess(spec, cfg)
+        with InputWriter(output_dir) as writer:
+            for i in tqdm(range(count), desc="preprocess", unit="img"):
+                sample = source[i]
+                writer.add(sample["name"], preprocess(sample["image"]))
+        return count
+
+    def score_outputs(self, spec, cfg, outputs, data_dir, tag):
+        source = SODDataset(cfg.test.root)
+        index = {name: i for i, name in enumerate(source.names)}
+        missing = sorted(set(outputs) - set(index))
+        if missing:
+            raise DatasetError(f"outputs without a test image in {cfg.test.root}: {missing[:5]}")
+        pred_dir, json_path = self._paths(cfg, tag)
+        items = ((name, tensors[0], source[index[name]]["mask"]) for name, tensors in outputs.items())
+        result = score_maps(items, pred_dir, self._postprocess(spec), desc="postprocess", total=len(outputs))
+        report_results(result, spec.paper_metric, json_path, pred_dir)
+        return result
+
+
+def side_by_side(image, mask):
+    """image | map, both at the image size (RGB)."""
+    return np.concatenate([image, np.repeat(mask[..., None], 3, axis=2)], axis=1)
+
+
+TASK = SODTask()

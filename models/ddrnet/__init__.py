@@ -1,6 +1,6 @@
 """DDRNet classifiers (ydhongHIT/DDRNet ``classification/``), registered as ``ddrnet23``,
 ``ddrnet23_slim`` and ``ddrnet39``."""
-from models import register_model
+from models import register_model, register_spec
 from models.ddrnet.src import build_ddrnet
 
 
@@ -17,3 +17,8 @@ def ddrnet23_slim(num_classes: int = 1000, drop_path_rate: float = 0.0, in_chann
 @register_model
 def ddrnet39(num_classes: int = 1000, drop_path_rate: float = 0.0, in_channels: int = 3):
     return build_ddrnet("ddrnet39", num_classes, drop_path_rate, in_channels)
+
+
+from models.ddrnet.src.spec import SPEC  # noqa: E402  (the variants above must exist first)
+
+register_spec(SPEC)

@@ -1,5 +1,5 @@
 """U-2-Net (``u2net``) and U-2-Net-lite (``u2netp``) for salient object detection."""
-from models import register_model
+from models import register_model, register_spec
 from models.u2net.src.u2net import U2Net, build_u2net
 
 
@@ -11,3 +11,8 @@ def u2net(in_channels: int = 3, out_channels: int = 1, return_logits: bool = Fal
 @register_model
 def u2netp(in_channels: int = 3, out_channels: int = 1, return_logits: bool = False) -> U2Net:
     return build_u2net("u2netp", in_channels, out_channels, return_logits)
+
+
+from models.u2net.src.spec import SPEC  # noqa: E402  (the variants above must exist first)
+
+register_spec(SPEC)

@@ -1,7 +1,8 @@
 """Typed defaults of every DDRNet entry point; configs/ddrnet/*.yaml override them."""
-from common.config import Opt, with_engine_defaults
+from common.config import Opt
+from common.runner.args import model_defaults
 
-DEFAULTS = with_engine_defaults({
+DEFAULTS = model_defaults("classification", {
     "output_dir": "outputs/ddrnet",
     "model": {
         "name": "ddrnet23",          # ddrnet23 | ddrnet23_slim | ddrnet39
@@ -24,11 +25,5 @@ DEFAULTS = with_engine_defaults({
         "switch_prob": 0.5,
         "label_smoothing": 0.1,
         "eval_batch_size": 64,
-    },
-    "export": {
-        "batch_size": 1,
-        "format": "ONNX",
-        "file": Opt(str),
-        "atol": 1e-4,
     },
 })

@@ -180,6 +180,18 @@ def convert_onnx_file(path, net, variant="u2netp"):
 CONVERTERS = {".pth": convert_torch_file, ".pt": convert_torch_file, ".onnx": convert_onnx_file}
 
 
+def convert_onnx_params(path, net):
+    """Reader for the shared converter: our-named params of a BN-folded ONNX file for ``net``."""
+    import onnx
+
+    variant = guess_variant({k: p.shape for k, p in named_parameters(net).items()}) or "u2net"
+    try:
+        model = onnx.load(str(path))
+    except Exception as exc:
+        raise ConversionError(f"{path}: cannot read as ONNX ({exc})") from exc
+    return onnx_to_params(model, net, variant, source=str(path))
+
+
 def convert(src, variant):
     """Build ``variant`` and load ``src`` (chosen by suffix) into it. Returns (net, report)."""
     src = Path(src)

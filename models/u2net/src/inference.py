@@ -8,9 +8,6 @@ predict_map: the fused output d0 (the authors' ``d1``) as a float map in [0, 1].
 postprocess: min-max normalise, x255 truncated to 8 bits (PIL's float -> 8-bit conversion in
   their ``save_output``), PIL bilinear resize back to the image size.
 """
-import os
-from pathlib import Path
-
 import numpy as np
 from PIL import Image
 
@@ -18,26 +15,6 @@ import mindspore as ms
 
 MEAN = np.array([0.485, 0.456, 0.406])
 STD = np.array([0.229, 0.224, 0.225])
-GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-
-
-class ImageReadError(ValueError):
-    """An input image is missing, corrupt or not an image."""
-
-
-def load_image(path):
-    """uint8 array, HxWx3 RGB or HxW for grayscale files; fails naming ``path`` when unreadable."""
-    try:
-        with Image.open(path) as im:
-            im.load()  # decode now so truncated files fail here
-            return np.asarray(im.convert("L" if im.mode in GREY_MODES else "RGB"))
-    except Exception as exc:
-        raise ImageReadError(f"{path}: cannot read image ({exc})") from exc
-
-
-def to_rgb(image):
-    return np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image
 
 
 def resize_matrix(n_in, n_out):
@@ -96,70 +73,3 @@ def postprocess(pred, image_size):
     grey = np.clip(norm * 255.0, 0, 255).astype(np.uint8)  # truncation, like PIL's F -> L
     h, w = image_size
     return np.asarray(Image.fromarray(grey).resize((w, h), resample=Image.BILINEAR))
-
-
-def cutout(image, mask):
-    """RGBA image with the saliency map as alpha."""
-    return np.dstack([to_rgb(image), mask])
-
-
-def side_by_side(image, mask):
-    """image | map, both at the image size."""
-    return np.concatenate([to_rgb(image), to_rgb(mask)], axis=1)
-
-
-def list_images(path):
-    """Image files in ``path`` (a file or a folder, sorted); fails when there are none."""
-    path = Path(path)
-    if path.is_file():
-        return [path]
-    if not path.is_dir():
-        raise ImageReadError(f"{path}: no such file or folder")
-    files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if not files:
-        raise ImageReadError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)})")
-    stems = [p.stem for p in files]
-    dup = sorted({s for s in stems if stems.count(s) > 1})
-    if dup:
-        raise ImageReadError(f"{path}: several images share the names {dup}; outputs would collide")
-    return files
-
-
-def _save_png(array, path):
-    """Write atomically: a crash leaves no half-written file."""
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
-    Image.fromarray(array).save(tmp, format="PNG")
-    os.replace(tmp, path)
-
-
-def predict_image(net, image, size=320):
-    """uint8 saliency map at the image size for one HxWx3 uint8 image."""
-    return postprocess(predict_map(net, preprocess(image, size))[0], image.shape[:2])
-
-
-def predict_files(net, files, out_dir, size=320, with_cutout=False, progress=True):
-    """Predict every file; returns (written {file: [outputs]}, failed {file: message}).
-
-    An image that cannot be read is reported and skipped; all outputs of an image are computed
-    before any is written, so a failing image leaves nothing behind.
-    """
-    from tqdm import tqdm
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written, failed = {}, {}
-    for path in tqdm(files, desc="predict", unit="img", disable=not progress):
-        try:
-            image = load_image(path)
-        except ImageReadError as exc:
-            failed[str(path)] = str(exc)
-            continue
-        mask = predict_image(net, image, size)
-        outputs = {out_dir / f"{path.stem}.png": mask,
-                   out_dir / f"{path.stem}_compare.png": side_by_side(image, mask)}
-        if with_cutout:
-            outputs[out_dir / f"{path.stem}_cutout.png"] = cutout(image, mask)
-        for target, array in outputs.items():
-            _save_png(array, target)
-        written[str(path)] = [str(t) for t in outputs]
-    return written, failed

@@ -1,0 +1,217 @@
+"""The shared runner: every entry point of every registered model on tiny synthetic data, the
+common flags, device resolution, and one image reader for scoring and predict."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from common.checkpoint import save_checkpoint
+from common.config import load_config
+from common.infer310 import read_manifest, run_onnx_like_app
+from common.paths import REPO_ROOT
+from common.runner.args import build_parser, parse
+from common.runner.commands import main
+from models import create_model, get_spec, list_models, model_info
+
+ENTRY_POINTS = ("train", "eval", "export", "infer_onnx", "predict", "preprocess", "postprocess",
+                "convert_weights")
+METRIC_KEYS = {"sod": {"max_f", "mae", "s_measure", "mean_image_adaptive_f"},
+               "classification": {"top1", "top5", "num_samples"},
+               "segmentation": {"miou", "per_class_iou"},
+               "detection": {"AP", "AP50"}}
+
+
+def test_every_model_folder_has_every_entry_point_as_a_shim():
+    for folder in sorted({model_info(n)["folder"] for n in list_models()}):
+        for command in ENTRY_POINTS:
+            path = REPO_ROOT / "models" / folder / f"{command}.py"
+            code = path.read_text()
+            assert f'main("{command}", SPEC)' in code, path
+            assert len([line for line in code.splitlines() if line.strip()]) <= 12, f"{path} is not a shim"
+
+
+def test_registry_metadata_is_complete():
+    for name in list_models():
+        info = model_info(name)
+        assert info["task"] in METRIC_KEYS
+        assert len(info["input_size"]) == 2 and min(info["input_size"]) >= 32
+        spec = get_spec(name)
+        assert spec.quick is not None and spec.quick.tiny_synthetic, name
+
+
+def test_flags_of_the_old_ports_parse():
+    spec = get_spec("u2netp")
+    args, cfg = parse(spec, "export", ["--ckpt_file", "w.ckpt", "--file_format", "mindir",
+                                       "--file_name", "out/x", "--device_target", "CPU", "--device_id", "0"])
+    assert (args.ckpt_file, args.file_format, args.file_name) == ("w.ckpt", "MINDIR", "out/x")
+    assert cfg.device == "CPU" and cfg.device_id == 0
+    args, _ = parse(spec, "eval", ["--ckpt", "a.ckpt"])  # short alias
+    assert args.ckpt_file == "a.ckpt"
+
+
+def test_config_device_is_kept_unless_a_flag_says_otherwise():
+    spec = get_spec("ddrnet23")
+    cfg_file = "configs/ddrnet/ddrnet23_8xb128_imagenet_300e_ascend.yaml"
+    assert load_config(spec.defaults, REPO_ROOT / cfg_file).device == "Ascend"
+    _, cfg = parse(spec, "train", ["--config", str(REPO_ROOT / cfg_file)])
+    assert cfg.device == "Ascend"
+    _, cfg = parse(spec, "train", ["--config", str(REPO_ROOT / cfg_file), "--device_target", "GPU"])
+    assert cfg.device == "GPU"
+
+
+def test_only_train_takes_resume():
+    for command in ("eval", "export", "infer_onnx", "predict", "preprocess", "postprocess"):
+        assert "--resume" not in build_parser(command, "").format_help(), command
+    assert "--resume" in build_parser("train", "").format_help()
+
+
+def _cli(script, *args):
+    return subprocess.run([sys.executable, str(REPO_ROOT / script), *map(str, args)], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_model_name_typo_is_one_line_error_and_unknown_flags_name_the_key():
+    proc = _cli("models/u2net/eval.py", "--ckpt_file", "x.ckpt", "model.name=u2netpp")
+    assert proc.returncode == 2
+    assert "model.name 'u2netpp' is not a variant of models/u2net" in proc.stderr
+    assert "did you mean u2netp" in proc.stderr and "Traceback" not in proc.stderr
+    proc = _cli("models/ddrnet/export.py", "--ckpt_file", "x.ckpt", "--fil_format", "ONNX")
+    assert proc.returncode == 2 and "unknown config key 'fil_format'" in proc.stderr
+
+
+# ---------------------------------------------------------------- every entry point, every model
+
+def _tiny(name, tmp_path):
+    spec = get_spec(name)
+    data = tmp_path / "data"
+    subprocess.run([sys.executable, "-m", "common.data.synthetic", *spec.quick.tiny_synthetic, "--out", str(data),
+                    "--seed", "0"], cwd=REPO_ROOT, check=True, capture_output=True)
+    keys = [f"{k}={data / v}" for k, v in spec.quick.data_keys.items()]
+    overrides = [f"model.name={name}", f"output_dir={tmp_path / 'run'}", "mode=pynative", *keys,
+                 *spec.quick.tiny, "train.epochs=1", "train.max_steps_per_epoch=2", "train.batch_size=2",
+                 "train.num_workers=1", "train.log_interval=1", "train.overwrite=true"]
+    return spec, data, ["--config", str(REPO_ROOT / spec.quick.config), *overrides]
+
+
+def _run(command, spec, argv):
+    try:
+        main(command, spec, [str(a) for a in argv])
+    except SystemExit as exc:
+        assert exc.code in (0, None), f"{command} exited with {exc.code}"
+
+
+def _metrics(path, task):
+    result = json.loads(Path(path).read_text())
+    assert METRIC_KEYS[task] <= set(result), (path, sorted(result))
+    return result
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list_models())
+def test_every_entry_point_runs_on_tiny_data(name, tmp_path):
+    spec, data, cfg = _tiny(name, tmp_path)
+    run = tmp_path / "run"
+    _run("train", spec, cfg)
+    ckpt = run / "checkpoints" / "last.ckpt"
+    assert ckpt.is_file() and (run / "train_log.jsonl").is_file() and (run / "config.yaml").is_file()
+
+    _run("eval", spec, [*cfg, "--ckpt_file", ckpt])
+    ms_result = _metrics(run / "eval_results.json", spec.task)
+
+    onnx = tmp_path / "model.onnx"
+    _run("export", spec, [*cfg, "--ckpt_file", ckpt, "--file_format", "ONNX", "--file_name", onnx])
+    assert onnx.is_file()
+    _run("infer_onnx", spec, [*cfg, "--onnx_file", onnx])
+    onnx_result = _metrics(run / "eval_results_onnx.json", spec.task)
+
+    pred = tmp_path / "pred"
+    _run("predict", spec, [*cfg, "--ckpt_file", ckpt, "--input", data / spec.quick.predict_input,
+                           "--output_dir", pred])
+    pictures = [p for p in pred.rglob("*") if p.suffix in (".png", ".jpg")]
+    assert pictures, "predict wrote no pictures"
+
+    inputs, results = tmp_path / "app_in", tmp_path / "app_out"
+    _run("preprocess", spec, [*cfg, "--output_dir", inputs])
+    assert read_manifest(inputs)
+    run_onnx_like_app(onnx, inputs, results)
+    _run("postprocess", spec, [*cfg, "--data_dir", inputs, "--result_dir", results])
+    app_result = _metrics(run / "eval_results_310.json", spec.task)
+    for key in METRIC_KEYS[spec.task]:
+        if isinstance(ms_result[key], float):
+            assert onnx_result[key] == pytest.approx(ms_result[key], abs=2e-3), key
+            assert app_result[key] == pytest.approx(ms_result[key], abs=2e-3), key
+
+    converted = tmp_path / "converted.ckpt"
+    with pytest.raises(SystemExit) as exit_info:
+        main("convert_weights", spec, ["--src", ckpt, "--variant", name, "--out", converted,
+                                       *[o for o in spec.quick.tiny if o.startswith("model.")]])
+    assert exit_info.value.code == 0 and converted.is_file()
+
+
+# ---------------------------------------------------------------- one image reader
+
+def test_eval_and_predict_read_grey_rgba_and_jpeg_identically(tmp_path):
+    spec = get_spec("u2netp")
+    rng = np.random.default_rng(0)
+    root = tmp_path / "set"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    rgb = rng.integers(0, 256, (36, 44, 3), dtype=np.uint8)
+    Image.fromarray(rgb[..., 0]).save(root / "images/grey.png")
+    Image.fromarray(np.dstack([rgb, rng.integers(0, 256, (36, 44), dtype=np.uint8)])).save(root / "images/rgba.png")
+    Image.fromarray(rgb).save(root / "images/photo.jpg", quality=80)
+    for stem in ("grey", "rgba", "photo"):
+        Image.fromarray(((rng.random((36, 44)) > 0.5) * 255).astype(np.uint8)).save(root / f"masks/{stem}.png")
+    ckpt = tmp_path / "w.ckpt"
+    save_checkpoint(create_model("u2netp"), ckpt)
+    cfg = [f"output_dir={tmp_path / 'run'}", f"test.root={root}", "test.size=32", "mode=pynative"]
+    _run("eval", spec, [*cfg, "--ckpt_file", ckpt])
+    _run("predict", spec, [*cfg, "--ckpt_file", ckpt, "--input", root / "images", "--output_dir", tmp_path / "p"])
+    for stem in ("grey", "rgba", "photo"):
+        scored = np.asarray(Image.open(tmp_path / "run/pred" / f"{stem}.png"))
+        predicted = np.asarray(Image.open(tmp_path / "p" / f"{stem}.png"))
+        assert scored.shape == (36, 44)
+        np.testing.assert_array_equal(scored, predicted, err_msg=stem)
+
+
+def test_predict_keeps_relative_paths_skips_corrupt_images_and_exits_non_zero(tmp_path):
+    spec = get_spec("u2netp")
+    src = tmp_path / "in"
+    for sub in ("a", "b"):
+        (src / sub).mkdir(parents=True)
+        Image.fromarray(np.full((20, 24, 3), 90 if sub == "a" else 200, np.uint8)).save(src / sub / "img.jpg")
+    (src / "a" / "broken.png").write_bytes(b"\x89PNG not really")
+    ckpt = tmp_path / "w.ckpt"
+    save_checkpoint(create_model("u2netp"), ckpt)
+    with pytest.raises(SystemExit) as exit_info:
+        main("predict", spec, ["--ckpt_file", str(ckpt), "--input", str(src), "--output_dir", str(tmp_path / "o"),
+                               "test.size=32", "mode=pynative"])
+    assert exit_info.value.code == 1
+    a, b = tmp_path / "o/a/img.png", tmp_path / "o/b/img.png"
+    assert a.is_file() and b.is_file()
+    assert not (tmp_path / "o/a/broken.png").exists()
+    assert not np.array_equal(np.asarray(Image.open(a.with_name("img_compare.png"))),
+                              np.asarray(Image.open(b.with_name("img_compare.png"))))
+
+
+def test_eval_with_a_corrupt_image_leaves_no_partial_prediction_folder(tmp_path):
+    spec = get_spec("u2netp")
+    root = tmp_path / "set"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((16, 16, 3), 40 * i, np.uint8)).save(root / f"images/{i}.png")
+        Image.fromarray(np.zeros((16, 16), np.uint8)).save(root / f"masks/{i}.png")
+    (root / "images/2.png").write_bytes(b"garbage")
+    ckpt = tmp_path / "w.ckpt"
+    save_checkpoint(create_model("u2netp"), ckpt)
+    with pytest.raises(SystemExit) as exit_info:
+        main("eval", spec, ["--ckpt_file", str(ckpt), f"test.root={root}", "test.size=32", "mode=pynative",
+                            f"output_dir={tmp_path / 'run'}"])
+    assert exit_info.value.code == 2
+    assert not (tmp_path / "run/pred").exists()
+    assert not any(p.name.startswith(".pred") for p in (tmp_path / "run").iterdir())
