@@ -5,6 +5,7 @@ set -euo pipefail
 source "$(dirname "$0")/_common.sh"
 [ $# -ge 3 ] || die "usage: $0 MODEL CONFIG ONNX_FILE [key=value ...]"
 MODEL="$1"; CONFIG="$2"; ONNX="$3"; shift 3
-[ -f "$ONNX" ] || die "ONNX file not found: $ONNX"
-DIR="$(model_dir "$MODEL")"
-run "$PYTHON" "$DIR/infer_onnx.py" --config "$CONFIG" --onnx "$ONNX" "$@"
+require_file "$CONFIG" "config file"
+require_file "$ONNX" "ONNX file"
+resolve_model "$MODEL"
+run "$PYTHON" "$MODEL_DIR/infer_onnx.py" --config "$CONFIG" --onnx_file "$ONNX" "${MODEL_ARGS[@]}" "$@"

@@ -9,21 +9,27 @@ from common.paths import REPO_ROOT, fixtures_dir, shared_dir
 os.environ.setdefault("GLOG_v", "3")  # keep MindSpore's C++ logging quiet in test output
 
 
+def _shared_or_skip(path, what):
+    """``path`` when it is a folder; else skip with a reason, or fail under CI=true, where a
+    missing oracle must not turn the checks against it into silent skips."""
+    if not path.is_dir():
+        message = f"{what} not found at {path} (expected ../shared beside the repo, or $ZOO_SHARED_DIR)"
+        if os.environ.get("CI", "").strip().lower() in ("true", "1", "yes"):
+            pytest.fail(f"CI=true: {message}", pytrace=False)
+        pytest.skip(message)
+    return path
+
+
 @pytest.fixture(scope="session")
 def fixtures():
-    """Path to ../shared/fixtures; tests that need it skip with a reason when it is absent."""
-    path = fixtures_dir()
-    if not path.is_dir():
-        pytest.skip(f"oracle fixtures not found at {path} (expected ../shared/fixtures beside the repo)")
-    return path
+    """Path to ../shared/fixtures; tests that need it skip with a reason when it is absent
+    (and fail when CI=true)."""
+    return _shared_or_skip(fixtures_dir(), "oracle fixtures")
 
 
 @pytest.fixture(scope="session")
 def reference_keys():
-    path = shared_dir() / "reference" / "state_dict_keys"
-    if not path.is_dir():
-        pytest.skip(f"reference key tables not found at {path}")
-    return path
+    return _shared_or_skip(shared_dir() / "reference" / "state_dict_keys", "reference key tables")
 
 
 @pytest.fixture(scope="session")
@@ -62,7 +68,8 @@ def run_infer_310(lite_app):
         if preprocess:
             env["PREPROCESS"] = preprocess
         proc = subprocess.run(["bash", str(REPO_ROOT / "scripts/run_infer_310.sh"), str(model_file),
-                               str(data_dir), "0", "lite_cpu"], cwd=cwd, env=env, capture_output=True,
+                               str(data_dir), "0", "lite_cpu"], check=False, cwd=cwd, env=env,
+                              capture_output=True,
                               text=True, timeout=timeout)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         return proc

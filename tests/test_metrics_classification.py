@@ -67,10 +67,33 @@ def test_cli(tmp_path):
     out = tmp_path / "acc.json"
     cmd = [sys.executable, "-m", "common.metrics.classification", "--scores", str(tmp_path / "scores.npy"),
            "--labels", str(tmp_path / "labels.npy"), "--topk", "1", "--json", str(out)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(out.read_text()) == {"top1": pytest.approx(2 / 3), "num_samples": 3}
     np.save(tmp_path / "labels.npy", np.array([0, 1]))
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert "error:" in proc.stderr and "labels.npy" in proc.stderr
+
+
+def test_nan_scores_are_an_error_naming_the_sample():
+    metric = TopKAccuracy()
+    metric.update(np.eye(3), np.array([0, 1, 2]))
+    scores = np.eye(3)
+    scores[1, 2] = np.nan  # today's rank test would count this sample as top-1 correct
+    with pytest.raises(ValueError, match=r"scores of sample 4 \(row 1 of this batch\) contain NaN"):
+        metric.update(scores, np.array([0, 1, 2]))
+    assert metric.result() == {"top1": 1.0, "top5": 1.0, "num_samples": 3}  # the bad batch is not counted
+    metric.update(np.array([[np.inf, 0.0], [1.0, -np.inf]]), np.array([0, 0]))  # infinities are ranks
+    assert metric.result()["top1"] == 1.0
+
+
+def test_cli_names_the_nan_sample(tmp_path):
+    np.save(tmp_path / "scores.npy", np.array([[0.9, 0.1], [np.nan, 0.8]]))
+    np.save(tmp_path / "labels.npy", np.array([0, 1]))
+    proc = subprocess.run([sys.executable, "-m", "common.metrics.classification", "--scores",
+                           str(tmp_path / "scores.npy"), "--labels", str(tmp_path / "labels.npy")],
+                          check=False, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "scores of sample 1 (row 1 of this batch) contain NaN" in proc.stderr
+    assert "Traceback" not in proc.stderr

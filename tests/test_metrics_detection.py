@@ -3,6 +3,7 @@ evaluation, VOC AP against Padilla's figures and hand-computed cases, command li
 import contextlib
 import io
 import json
+import re
 import subprocess
 import sys
 from collections import defaultdict
@@ -10,8 +11,7 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from common.metrics import CocoDetectionMetric, MetricInputError, VOCDetectionMetric
-from common.metrics import detection
+from common.metrics import CocoDetectionMetric, MetricInputError, VOCDetectionMetric, detection
 from common.metrics.detection_voc import ap_all_point, ap_eleven_point, box_iou, evaluate_txt_folders
 
 
@@ -30,7 +30,7 @@ def coco(fixtures):
 def test_cli_coco_bbox_stats(coco, tmp_path):
     out = tmp_path / "coco.json"
     proc = subprocess.run([sys.executable, "-m", "common.metrics.detection", "--gt", str(coco["gt"]),
-                           "--dets", str(coco["bbox"]), "--json", str(out)],
+                           "--dets", str(coco["bbox"]), "--json", str(out)], check=False,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "AP50" in proc.stdout
@@ -111,7 +111,7 @@ def test_coco_input_errors(coco, tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([{"image_id": 424242, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 1.0}]))
     proc = subprocess.run([sys.executable, "-m", "common.metrics.detection", "--gt", str(coco["gt"]),
-                           "--dets", str(bad)], capture_output=True, text=True, timeout=120)
+                           "--dets", str(bad)], check=False, capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert "error:" in proc.stderr and "424242" in proc.stderr and str(bad) in proc.stderr
     with pytest.raises(MetricInputError, match="COCO ground-truth file not found: .*missing.json"):
@@ -154,7 +154,7 @@ def test_cli_voc_format(padilla, tmp_path):
     out = tmp_path / "voc.json"
     proc = subprocess.run([sys.executable, "-m", "common.metrics.detection", "--format", "voc",
                            "--gt", str(root / "groundtruths"), "--dets", str(root / "detections"),
-                           "--iou-threshold", "0.3", "--plus-one", "--json", str(out)],
+                           "--iou-threshold", "0.3", "--plus-one", "--json", str(out)], check=False,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(out.read_text())
@@ -229,3 +229,55 @@ def test_class_without_ground_truth_is_left_out_of_map():
     result = metric.result()
     assert np.isnan(result["per_class"]["1"]["ap_all_point"])
     assert result["map_all_point"] == pytest.approx(1.0)
+
+
+TINY_GT = {"images": [{"id": 1, "width": 40, "height": 30}],
+           "categories": [{"id": 3, "name": "car"}],
+           "annotations": [{"id": 1, "image_id": 1, "category_id": 3, "bbox": [5, 5, 10, 10], "area": 100,
+                            "iscrowd": 0}]}
+GOOD = {"image_id": 1, "category_id": 3, "bbox": [5, 5, 10, 10], "score": 0.9}
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("bbox", [5, 5, 10], "bbox must be 4 finite numbers"),
+    ("bbox", [5, 5, float("nan"), 10], "bbox must be 4 finite numbers"),
+    ("bbox", [5, 5, float("inf"), 10], "bbox must be 4 finite numbers"),
+    ("bbox", [5, "5", 10, 10], "bbox must be 4 finite numbers"),
+    ("bbox", [True, 5, 10, 10], "bbox must be 4 finite numbers"),
+    ("bbox", None, "bbox must be 4 finite numbers"),
+    ("bbox", "5 5 10 10", "bbox must be 4 finite numbers"),
+    ("score", "0.9", "score must be a finite number, got '0.9'"),
+    ("score", None, "score must be a finite number, got None"),
+    ("score", float("nan"), "score must be a finite number, got nan"),
+    ("score", [0.9], "score must be a finite number"),
+])
+def test_coco_results_with_bad_values_name_the_result(field, value, message):
+    results = [dict(GOOD), dict(GOOD), dict(GOOD, **{field: value})]
+    with pytest.raises(MetricInputError, match=rf"dets\.json: result 2 \(image 1\): {re.escape(message)}"):
+        detection.coco_evaluate(TINY_GT, results, source="dets.json")
+
+
+def test_coco_results_good_values_still_score():
+    results = [dict(GOOD), dict(GOOD, bbox=(20, 10, 5.5, 4), score=np.float32(0.3)), dict(GOOD, score=1)]
+    result = detection.coco_evaluate(TINY_GT, results)
+    assert result["AP50"] == pytest.approx(1.0) and result["num_detections"] == 3
+
+
+def test_streaming_metric_rejects_nan_boxes_with_the_index():
+    metric = CocoDetectionMetric(TINY_GT, label_to_category=[3])
+    metric.update(1, [[5, 5, 15, 15], [0, 0, np.nan, 4]], [0.9, 0.5], [0, 0])
+    with pytest.raises(MetricInputError, match=r"result 1 \(image 1\): bbox must be 4 finite numbers"):
+        metric.result()
+
+
+def test_cli_rejects_nan_in_the_results_file(tmp_path):
+    (tmp_path / "gt.json").write_text(json.dumps(TINY_GT))
+    dets = '[{"image_id": 1, "category_id": 3, "bbox": [1, 2, NaN, 4], "score": 0.5}]'
+    (tmp_path / "dets.json").write_text(dets)
+    proc = subprocess.run([sys.executable, "-m", "common.metrics.detection", "--gt",
+                           str(tmp_path / "gt.json"), "--dets", str(tmp_path / "dets.json")], check=False,
+                          capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "result 0 (image 1): bbox must be 4 finite numbers" in proc.stderr
+    assert "Traceback" not in proc.stderr

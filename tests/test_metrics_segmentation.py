@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from common.metrics import MetricInputError, SegmentationMetric
-from common.metrics import segmentation
+from common.metrics import MetricInputError, SegmentationMetric, segmentation
 
 
 def test_hf_evaluate_docstring_example(fixtures):
@@ -114,7 +113,7 @@ def test_cli_on_voc_palette_pngs(fixtures, tmp_path):
         gts.append(gt)
     out = tmp_path / "seg.json"
     proc = subprocess.run([sys.executable, "-m", "common.metrics.segmentation", "--pred", str(pred_dir),
-                           "--gt", str(gt_dir), "--num-classes", "21", "--json", str(out)],
+                           "--gt", str(gt_dir), "--num-classes", "21", "--json", str(out)], check=False,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(out.read_text())
@@ -147,7 +146,7 @@ def test_cli_errors(tmp_path):
     with pytest.raises(MetricInputError, match=r"a\.png.*prediction has class 7"):
         segmentation.main(args)
     _save(tmp_path / "gt" / "b.png", label, "L")
-    proc = subprocess.run([sys.executable, "-m", "common.metrics.segmentation", *args],
+    proc = subprocess.run([sys.executable, "-m", "common.metrics.segmentation", *args], check=False,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert "error: no prediction file" in proc.stderr and str(tmp_path / "gt" / "b.png") in proc.stderr

@@ -9,8 +9,14 @@ import cv2
 import numpy as np
 import pytest
 
-from common.metrics import MetricFileNotFoundError, MetricInputError, SODMetric, image_adaptive_f
-from common.metrics import sod, sod_measures
+from common.metrics import (
+    MetricFileNotFoundError,
+    MetricInputError,
+    SODMetric,
+    image_adaptive_f,
+    sod,
+    sod_measures,
+)
 
 # our key -> PySODMetrics' key in its fixture files
 FIXTURE_KEYS = {"mae": "MAE", "max_f": "maxFm", "mean_f": "meanFm", "adaptive_f": "adpFm",
@@ -51,7 +57,8 @@ def test_cli_json_and_pr_curve(sod_fixture, tmp_path):
     out_json, out_png = tmp_path / "sod.json", tmp_path / "pr.png"
     proc = subprocess.run([sys.executable, "-m", "common.metrics.sod", "--pred", str(sod_fixture["preds"]),
                            "--gt", str(sod_fixture["masks"]), "--json", str(out_json),
-                           "--pr-curve", str(out_png)], capture_output=True, text=True, timeout=120)
+                           "--pr-curve", str(out_png)], check=False, capture_output=True, text=True,
+                          timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "max_f" in proc.stdout and "100%" in proc.stderr  # table and progress bar
     result = json.loads(out_json.read_text())
@@ -231,7 +238,7 @@ def test_cli_error_exit(small_dirs):
     pred_dir, gt_dir = small_dirs
     (gt_dir / "b.png").unlink()
     proc = subprocess.run([sys.executable, "-m", "common.metrics.sod", "--pred", str(pred_dir),
-                           "--gt", str(gt_dir)], capture_output=True, text=True, timeout=120)
+                           "--gt", str(gt_dir)], check=False, capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert "error: no ground-truth file" in proc.stderr and str(pred_dir / "b.png") in proc.stderr
 
@@ -239,3 +246,79 @@ def test_cli_error_exit(small_dirs):
 def test_result_without_images_is_an_error():
     with pytest.raises(MetricInputError):
         SODMetric().result()
+
+
+# ---------------------------------------------------------------- dataset-PR-curve F (toolbox)
+
+def _f(p, r, beta2=0.3):
+    p, r = np.asarray(p, np.float64), np.asarray(r, np.float64)
+    num = (1 + beta2) * p * r
+    return np.divide(num, beta2 * p + r, out=np.zeros_like(num), where=num > 0)
+
+
+def test_pr_curve_f_by_hand():
+    """Two binary maps where the conventions differ: F of the mean P/R is not the mean F."""
+    gt_a, pred_a = np.array([[255, 255], [0, 0]], np.uint8), np.array([[255, 255], [0, 0]], np.uint8)
+    gt_b, pred_b = np.array([[255, 0], [0, 0]], np.uint8), np.array([[255, 255], [0, 0]], np.uint8)
+    metric = SODMetric()
+    metric.update(pred_a, gt_a)
+    metric.update(pred_b, gt_b)
+    result = metric.result()
+    # threshold 0 takes every pixel: A P=1/2, B P=1/4; thresholds 1..255: A P=1, B P=1/2; R=1 always
+    per_image = [(1.3 * .5 / 1.15 + 1.3 * .25 / 1.075) / 2, (1 + 1.3 * .5 / 1.15) / 2]
+    pr_curve = [1.3 * .375 / (1 + .3 * .375), 1.3 * .75 / (1 + .3 * .75)]
+    assert result["max_f"] == pytest.approx(per_image[1], abs=1e-12)              # 0.7826
+    assert result["max_f_pr_curve"] == pytest.approx(pr_curve[1], abs=1e-12)      # 0.7959
+    assert result["mean_f"] == pytest.approx((per_image[0] + 255 * per_image[1]) / 256, abs=1e-12)
+    assert result["mean_f_pr_curve"] == pytest.approx((pr_curve[0] + 255 * pr_curve[1]) / 256, abs=1e-12)
+    assert result["max_f_pr_curve_threshold"] == 1
+
+
+def _pysod_pr_f(pairs):
+    """F of PySODMetrics' dataset PR curve (its precision and recall averaged over images)."""
+    import py_sod_metrics as psm
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fm = psm.Fmeasure()
+        for pred, gt in pairs:
+            fm.step(pred=pred, gt=gt)
+    pr = fm.get_results()["pr"]
+    return _f(pr["p"], pr["r"])
+
+
+def test_pr_curve_f_matches_pysodmetrics_curve_on_the_fixtures(sod_fixture):
+    names = sorted(p.name for p in sod_fixture["preds"].iterdir())
+    pairs = [(sod.read_gray(sod_fixture["preds"] / n), sod.read_gray(sod_fixture["masks"] / n))
+             for n in names]
+    expected = _pysod_pr_f(pairs)
+    result = sod.evaluate_folders(sod_fixture["preds"], sod_fixture["masks"]).result()
+    assert result["max_f_pr_curve"] == pytest.approx(expected.max(), abs=1e-9)
+    assert result["mean_f_pr_curve"] == pytest.approx(expected.mean(), abs=1e-9)
+    # the per-image convention stays what PySODMetrics' fixture says, and the two differ here
+    assert result["max_f"] == pytest.approx(sod_fixture["dataset"]["maxFm"], abs=1e-6)
+    assert abs(result["max_f_pr_curve"] - result["max_f"]) > 1e-4
+
+
+def test_pr_curve_f_matches_pysodmetrics_on_random_and_edge_cases():
+    pairs = [(p, g) for _, p, g in CASES]
+    expected = _pysod_pr_f(pairs)
+    metric = SODMetric()
+    for pred, gt in pairs:
+        metric.update(pred, gt)
+    np.testing.assert_allclose(metric.pr_curve_f(), expected[::-1], atol=1e-12)  # PySOD: 255 -> 0
+    assert metric.result()["max_f_pr_curve"] == pytest.approx(expected.max(), abs=1e-12)
+
+
+def test_cli_reports_both_conventions(small_dirs, tmp_path):
+    pred_dir, gt_dir = small_dirs
+    out = tmp_path / "r.json"
+    proc = subprocess.run([sys.executable, "-m", "common.metrics.sod", "--pred", str(pred_dir),
+                           "--gt", str(gt_dir), "--json", str(out)], check=False, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split() for line in proc.stdout.splitlines()]
+    table = {row[0]: row[1] for row in rows if len(row) >= 2}
+    result = json.loads(out.read_text())
+    for key in ("max_f", "max_f_pr_curve", "mean_f", "mean_f_pr_curve"):
+        assert float(table[key]) == pytest.approx(result[key], abs=1e-4), key

@@ -19,7 +19,10 @@ _EXPORTS = {
     "TopKAccuracy": "classification",
 }
 
-__all__ = ["MetricInputError", "MetricFileNotFoundError", "write_json", *_EXPORTS]
+__all__ = ["CocoDetectionMetric", "MetricFileNotFoundError", "MetricInputError", "SODMetric",
+           "SegmentationMetric", "TopKAccuracy", "VOCDetectionMetric", "coco_evaluate", "image_adaptive_f",
+           "write_json"]
+assert set(__all__) == {"MetricInputError", "MetricFileNotFoundError", "write_json", *_EXPORTS}
 
 
 def __getattr__(name):

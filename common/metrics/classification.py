@@ -36,6 +36,13 @@ class TopKAccuracy:
         if labels.size and (labels.min() < 0 or labels.max() >= scores.shape[1]):
             raise ValueError(f"labels must lie in [0, {scores.shape[1]}), "
                              f"got [{labels.min()}, {labels.max()}]")
+        nan_rows = np.flatnonzero(np.isnan(scores).any(axis=1)) if scores.dtype.kind in "fc" else []
+        if len(nan_rows):
+            # NaN compares false with everything, so the true class would rank first
+            first = int(nan_rows[0])
+            raise ValueError(f"scores of sample {self.num_samples + first} (row {first} of this batch) "
+                             f"contain NaN ({len(nan_rows)} sample(s) in this batch): the network output "
+                             "is broken")
         rows = np.arange(len(labels))
         label_scores = scores[rows, labels][:, None]
         classes = np.arange(scores.shape[1])[None, :]

@@ -54,18 +54,44 @@ def load_coco_gt(gt):
     return coco
 
 
+def _finite_numbers(values, n):
+    """True when ``values`` is a list/tuple/array of ``n`` finite real numbers (bools are not)."""
+    if isinstance(values, np.ndarray):
+        values = values.tolist()
+    if not isinstance(values, (list, tuple)) or len(values) != n:
+        return False
+    return all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+               and np.isfinite(v) for v in values)
+
+
 def _check_results(coco_gt, results, iou_type, source):
     required = {"image_id", "category_id", "score", "bbox" if iou_type == "bbox" else "segmentation"}
     for i, det in enumerate(results):
         if not isinstance(det, dict) or required - set(det):
             raise MetricInputError(f"{source}: result {i} must be an object with {sorted(required)}, "
                                    f"got {det!r}")
+    for i, det in enumerate(results):
+        box = det.get("bbox")
+        if (iou_type == "bbox" or box is not None) and not _finite_numbers(box, 4):
+            raise MetricInputError(f"{source}: result {i} (image {det['image_id']}): bbox must be 4 finite "
+                                   f"numbers [x, y, width, height], got {box!r}")
+        if not _finite_numbers([det["score"]], 1):
+            raise MetricInputError(f"{source}: result {i} (image {det['image_id']}): score must be a finite "
+                                   f"number, got {det['score']!r}")
     unknown_images = {d["image_id"] for d in results} - set(coco_gt.getImgIds())
     if unknown_images:
         raise MetricInputError(f"{source}: image ids not in the ground truth: {sorted(unknown_images)[:10]}")
     unknown_cats = {d["category_id"] for d in results} - set(coco_gt.getCatIds())
     if unknown_cats:
         raise MetricInputError(f"{source}: category ids not in the ground truth: {sorted(unknown_cats)}")
+
+
+def _plain(det):
+    """A copy pycocotools accepts: bbox as a list of floats (not a tuple / array), score a float."""
+    out = dict(det, score=float(det["score"]))
+    if det.get("bbox") is not None:
+        out["bbox"] = [float(v) for v in det["bbox"]]
+    return out
 
 
 def coco_evaluate(gt, results, iou_type="bbox", source="results"):
@@ -76,7 +102,7 @@ def coco_evaluate(gt, results, iou_type="bbox", source="results"):
     coco_gt = load_coco_gt(gt)
     _check_results(coco_gt, results, iou_type, source)
     if results:
-        coco_dt = _quiet(coco_gt.loadRes, [dict(r) for r in results])  # loadRes edits its input
+        coco_dt = _quiet(coco_gt.loadRes, [_plain(r) for r in results])  # loadRes edits its input
     else:  # loadRes cannot take an empty list; nothing detected scores 0, it is not an error
         coco_dt = COCO()
         coco_dt.dataset = {"images": coco_gt.dataset["images"], "categories": coco_gt.dataset["categories"],

@@ -5,6 +5,14 @@ normalised, 256 thresholds, adaptive threshold ``min(2 * mean(pred), 1)``, F wit
 Dataset scores are means over images; max/mean F and E take the max/mean over thresholds of the
 mean curve. U-2-Net's paper number is ``max_f``; RAS's is ``mean_image_adaptive_f``.
 
+Two F-measure conventions are reported, both over the same 256 thresholds:
+
+- ``max_f`` / ``mean_f``: F of every image at each threshold, averaged over images, then the max /
+  mean over thresholds (PySODMetrics' ``Fmeasure`` curve).
+- ``max_f_pr_curve`` / ``mean_f_pr_curve``: precision and recall averaged over images at each
+  threshold (the dataset PR curve), F of that averaged curve, then its max / mean over thresholds
+  (the MATLAB sal_eval_toolbox's ``Fmeasure_Curve`` and many papers' tables).
+
 Command line::
 
     python -m common.metrics.sod --pred DIR --gt DIR [--json F] [--pr-curve PNG] [--resize-pred]
@@ -18,8 +26,8 @@ from tqdm import tqdm
 from common.metrics import sod_measures as m
 from common.metrics._cli import MetricInputError, format_table, pair_by_stem, run_cli, write_json
 
-RESULT_KEYS = ("mae", "max_f", "mean_f", "adaptive_f", "s_measure", "max_e", "mean_e", "adaptive_e",
-               "weighted_f")
+RESULT_KEYS = ("mae", "max_f", "mean_f", "max_f_pr_curve", "mean_f_pr_curve", "adaptive_f", "s_measure",
+               "max_e", "mean_e", "adaptive_e", "weighted_f")
 
 
 class SODMetric:
@@ -66,6 +74,11 @@ class SODMetric:
         self._require_images()
         return self._curves["precision"] / self.num_images, self._curves["recall"] / self.num_images
 
+    def pr_curve_f(self):
+        """F-measure of the dataset PR curve at each threshold 0..255 (0 where P = R = 0)."""
+        precision, recall = self.pr_curve()
+        return m.f_beta(precision, recall, self.beta2)
+
     def result(self):
         self._require_images()
         n = self.num_images
@@ -79,6 +92,10 @@ class SODMetric:
         # that same mean, so the two keys agree. Both are written so each paper's name is found.
         result["mean_image_adaptive_f"] = mean["adaptive_f"]
         result["max_f_threshold"] = int(np.argmax(f))
+        f_pr = self.pr_curve_f()
+        result["max_f_pr_curve"] = float(f_pr.max())
+        result["mean_f_pr_curve"] = float(f_pr.mean())
+        result["max_f_pr_curve_threshold"] = int(np.argmax(f_pr))
         result["num_images"] = n
         return result
 
@@ -99,7 +116,7 @@ def draw_pr_curve(precision, recall, path, title="PR curve", size=(640, 520)):
     pw, ph = w - left - right, h - top - bottom
 
     def xy(r, p):
-        return int(round(left + r * pw)), int(round(top + (1 - p) * ph))
+        return round(left + r * pw), round(top + (1 - p) * ph)
 
     font = cv2.FONT_HERSHEY_SIMPLEX
     for i in range(11):

@@ -45,7 +45,8 @@ def mae(pred, gt):
     return float(np.mean(np.abs(pred - gt)))
 
 
-def _f_beta(precision, recall, beta2):
+def f_beta(precision, recall, beta2):
+    """F-measure of precision and recall (arrays or scalars); 0 where both are 0."""
     num = (1 + beta2) * precision * recall
     return num / np.where(num == 0, 1, beta2 * precision + recall)
 
@@ -56,7 +57,7 @@ def adaptive_f_measure(pred, gt, beta2=0.3):
     hits = np.count_nonzero(binary & gt)
     if hits == 0:
         return 0.0
-    return float(_f_beta(hits / np.count_nonzero(binary), hits / np.count_nonzero(gt), beta2))
+    return float(f_beta(hits / np.count_nonzero(binary), hits / np.count_nonzero(gt), beta2))
 
 
 def _counts_per_threshold(pred, gt):
@@ -72,7 +73,7 @@ def precision_recall_f(pred, gt, beta2=0.3):
     tp, fp = _counts_per_threshold(pred, gt)
     precision = tp / np.maximum(tp + fp, 1)
     recall = tp / max(np.count_nonzero(gt), 1)
-    return precision, recall, _f_beta(precision, recall, beta2)
+    return precision, recall, f_beta(precision, recall, beta2)
 
 
 def _enhanced_alignment(tp, fp, gt_fg, size):
