@@ -20,18 +20,19 @@ def match_anchors(iou, valid, threshold):
     positive (B, A) bool). The best anchor of every real ground truth is forced (if it overlaps
     at all; a later ground truth wins a shared anchor), then IoU >= ``threshold``. Padding never
     matches. ``index`` is 0 where not positive, so it can be used to gather."""
-    num_gt, num_anchors = iou.shape[1], iou.shape[2]
-    iou = ops.where(valid.expand_dims(-1), iou, ops.full_like(iou, -1.0))
+    batch, num_gt, num_anchors = iou.shape
+    iou = ops.where(valid.expand_dims(-1), iou, ops.zeros_like(iou))
     best_anchor_iou, best_anchor = ops.max(iou, axis=2)  # (B, M)
     forceable = ops.logical_and(valid, best_anchor_iou > 0)
-    one_hot = ops.one_hot(best_anchor.astype(ms.int32), num_anchors, Tensor(1.0, ms.float32),
-                          Tensor(0.0, ms.float32)) > 0.5  # (B, M, A)
-    forced = ops.logical_and(one_hot, forceable.expand_dims(-1))
-    gt_ids = ops.arange(num_gt, dtype=ms.float32).reshape(1, -1, 1)
-    forced_gt = ops.where(forced, gt_ids.broadcast_to(forced.shape), ops.full_like(iou, -1.0)).max(axis=1)
+    # Scatter each forceable gt id onto its best anchor; max = the later gt wins, -1 = none.
+    gt_ids = ops.arange(num_gt, dtype=ms.int32).reshape(1, -1).broadcast_to((batch, num_gt))
+    updates = ops.where(forceable, gt_ids, ops.full_like(gt_ids, -1)).reshape(-1)
+    image_ids = ops.arange(batch, dtype=ms.int32).reshape(-1, 1).broadcast_to((batch, num_gt))
+    where = ops.stack([image_ids, best_anchor.astype(ms.int32)], -1).reshape(-1, 2)
+    forced_gt = ops.tensor_scatter_max(ops.full((batch, num_anchors), -1, dtype=ms.int32), where, updates)
     best_iou, best_gt = ops.max(iou, axis=1)  # (B, A)
     is_forced = forced_gt >= 0
-    index = ops.where(is_forced, forced_gt.astype(ms.int32), best_gt.astype(ms.int32))
+    index = ops.where(is_forced, forced_gt, best_gt.astype(ms.int32))
     positive = ops.logical_or(is_forced, best_iou >= threshold)
     return ops.where(positive, index, ops.zeros_like(index)), positive
 
