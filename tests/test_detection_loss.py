@@ -146,6 +146,12 @@ def test_part_names_follow_the_contract():
     assert RefineDetLoss.part_names == ("arm_loc", "arm_conf", "odm_loc", "odm_conf")
 
 
+def test_outputs_for_other_anchors_are_refused(pynative, anchors):
+    outputs, boxes, labels, mask = make_batch(0, anchors[:-3], batch=1, boxes_per_image=(1,))
+    with pytest.raises(ValueError, match="1599 anchors and 5 classes, expected 1602 anchors"):
+        run(RefineDetLoss(5, anchors), outputs, boxes, labels, mask)
+
+
 def test_loss_equals_numpy_reference(pynative, anchors):
     outputs, boxes, labels, mask = make_batch(0, anchors, batch=4, boxes_per_image=(3, 0, 5, 8))
     total, parts = run(RefineDetLoss(5, anchors), outputs, boxes, labels, mask)

@@ -78,6 +78,7 @@ class RefineDetLoss(nn.Cell):
         if num_classes < 2:
             raise ValueError(f"num_classes {num_classes} must count the background too (>= 2)")
         self.num_classes = num_classes
+        self.num_anchors = len(anchors)
         self.anchors = Tensor(anchors)
         self.anchors_xyxy = Tensor(cxcywh_to_xyxy(anchors).astype(np.float32))
         self.variances = tuple(float(v) for v in variances)
@@ -114,6 +115,9 @@ class RefineDetLoss(nn.Cell):
     def construct(self, outputs, gt_boxes, gt_labels, gt_mask):
         arm_loc, arm_conf = outputs[0].astype(ms.float32), outputs[1].astype(ms.float32)
         odm_loc, odm_conf = outputs[2].astype(ms.float32), outputs[3].astype(ms.float32)
+        if arm_loc.shape[1] != self.num_anchors or odm_conf.shape[2] != self.num_classes:
+            raise ValueError(f"RefineDetLoss: outputs have {arm_loc.shape[1]} anchors and {odm_conf.shape[2]} "
+                             f"classes, expected {self.num_anchors} anchors and {self.num_classes} classes")
         gt_boxes = gt_boxes.astype(ms.float32)
         arm_index, arm_pos, arm_cand, odm_index, odm_pos, odm_cand, odm_labels, refined = self.masks(
             (arm_loc, arm_conf), gt_boxes, gt_labels, gt_mask)
