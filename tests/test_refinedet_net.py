@@ -138,6 +138,27 @@ def test_vgg_outputs_at_64(vgg21):
     assert not np.allclose(out[1].sum(-1), 1.0)  # logits, not softmax
 
 
+def test_levels_feed_the_anchor_generator_and_loss(vgg21):
+    """Non-square input: the generator's anchors (from our level sizes) line up with the heads,
+    and the outputs go straight into the RefineDet loss."""
+    from common.detection import AnchorGenerator, RefineDetLoss
+
+    gen = AnchorGenerator()
+    for size in (64, 320, 512, (64, 128), (512, 320)):
+        assert gen.feature_map_sizes(size) == feature_map_sizes(size, "vgg16")
+    anchors = gen.generate((64, 128), feature_map_sizes((64, 128)))
+    assert anchors.shape == (3 * (8 * 16 + 4 * 8 + 2 * 4 + 1 * 2), 4)
+    vgg21.set_train(False)
+    out = vgg21(ms.Tensor(RNG.standard_normal((2, 3, 64, 128)).astype(np.float32)))
+    assert [tuple(o.shape) for o in out] == [(2, 510, 4), (2, 510, 2), (2, 510, 4), (2, 510, 21)]
+    boxes = np.zeros((2, 3, 4), np.float32)
+    boxes[:, 0] = [0.1, 0.2, 0.5, 0.9]
+    labels = np.array([[3, 0, 0], [7, 0, 0]], np.int32)
+    mask = np.array([[1, 0, 0], [1, 0, 0]], np.float32)
+    total, parts = RefineDetLoss(21, anchors)(out, ms.Tensor(boxes), ms.Tensor(labels), ms.Tensor(mask))
+    assert np.isfinite(float(total.asnumpy())) and float(total.asnumpy()) > 0 and len(parts) == 4
+
+
 def test_resnet_outputs_at_64(resnet81):
     out = _forward(resnet81, (64, 64), batch=2)
     assert [o.shape for o in out] == [(2, 255, 4), (2, 255, 2), (2, 255, 4), (2, 255, 81)]
@@ -256,7 +277,7 @@ def test_resnet_exports_to_onnx_at_64(tmp_path):
             cell.gamma.set_data(ms.Tensor(np.full(cell.gamma.shape, 0.2, np.float32)))
     x = RNG.standard_normal((1, 3, 64, 64)).astype(np.float32)
     result = export_model(net, x, "ONNX", tmp_path / "refinedet_r101.onnx", atol=1e-4)
-    assert len(result.diffs) == 4 and max(result.diffs) <= 1e-4
+    assert len(result.diffs) == 4 and max(result.diffs) <= 1e-4 and result.dynamic_batch
 
 
 # ---------------------------------------------------------------- key maps

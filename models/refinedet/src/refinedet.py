@@ -15,8 +15,12 @@ ResNet-101 variants follow sfzhang15's Caffe ``ResNet101_COCO_{320,512}.py``:
 The backbone is ``common.backbones.resnet101`` held as ``backbone`` (torchvision names and
 layout: stride on the 3x3 conv, max-pool 3x3/2 pad 1, so torchvision ImageNet weights load);
 ``stride_in_1x1=True`` puts the stride on the first 1x1 conv as in the Caffe ResNet. Caffe's
-pool1 (3x3/2, no pad, ceil) gives the same sizes at even inputs. Parameter counts: see
-tests/test_refinedet_net.py (derived there layer by layer from the Caffe layout).
+pool1 (3x3/2, no pad, ceil) gives the same sizes at even inputs.
+
+Trainable parameters (21 / 81 classes): VGG-16 34,440,884 / 36,100,484 (equal to luuuyi's);
+ResNet-101 75,815,348 / 82,451,588 (ours, re-derived layer by layer from the Caffe layout in
+tests/test_refinedet_net.py; 42,500,160 of them the ResNet-101 backbone). The input size does not
+change them.
 
 ``construct`` returns raw head outputs ``(arm_loc (B, A, 4), arm_conf (B, A, 2) logits,
 odm_loc (B, A, 4), odm_conf (B, A, C) logits)`` with A = 3 * sum(H_l * W_l) anchors in the
