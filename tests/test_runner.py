@@ -147,7 +147,7 @@ def test_every_entry_point_runs_on_tiny_data(name, tmp_path):
 
     converted = tmp_path / "converted.ckpt"
     with pytest.raises(SystemExit) as exit_info:
-        main("convert_weights", spec, ["--src", ckpt, "--variant", name, "--out", converted,
+        main("convert_weights", spec, ["--src", str(ckpt), "--variant", name, "--out", str(converted),
                                        *[o for o in spec.quick.tiny if o.startswith("model.")]])
     assert exit_info.value.code == 0 and converted.is_file()
 

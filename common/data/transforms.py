@@ -347,6 +347,15 @@ class Normalize:
         return out
 
 
+class MaskToUnit:
+    """0..255 saliency mask -> (1, H, W) float32 in [0, 1] (the SOD training target)."""
+
+    def __call__(self, sample, rng=None):
+        out = dict(sample)
+        out["mask"] = (sample["mask"].astype(np.float32) / 255.0)[None]
+        return out
+
+
 class ToCHW:
     """HWC -> CHW (contiguous) for the listed keys."""
 

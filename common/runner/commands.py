@@ -38,7 +38,7 @@ def train(spec, argv=None):
     dataset = spec.build_train_data(cfg, dist)
     trainer = build_trainer(cfg, net, spec.build_loss(cfg), dataset.get_dataset_size(), dist,
                             task.training_evaluator(spec, cfg), num_inputs=spec.num_inputs,
-                            model_name=cfg.model.name)
+                            model_name=cfg.model.name, pretrained_key_map=spec.pretrained_key_map)
     return run_training(trainer, dataset, cfg)
 
 

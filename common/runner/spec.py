@@ -51,6 +51,7 @@ class ModelSpec:
     key_maps: dict = field(default_factory=dict)
     detect_layout: Optional[Callable] = None
     read_weights: dict = field(default_factory=dict)
+    pretrained_key_map: Optional[Callable] = None   # train.pretrained of another layout -> ours
     quick: Optional[QuickRecipe] = None
     num_inputs: int = 1
     doc: str = ""

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from mindspore import nn, ops
 from tqdm import tqdm
 
 from common.config import Opt
@@ -75,8 +76,8 @@ def evaluate_saliency(predict, preprocess, source, pred_dir=None, max_images=Non
 def format_results(result, paper_metric):
     """Table of the headline metrics naming which figure is the paper's."""
     lines = [f"{'metric':<24}{'value':>8}  note"]
-    for key in ("max_f", "mean_f", "adaptive_f", "mean_image_adaptive_f", "mae", "s_measure",
-                "max_e", "mean_e", "adaptive_e", "weighted_f"):
+    for key in ("max_f", "mean_f", "max_f_pr_curve", "mean_f_pr_curve", "adaptive_f", "mean_image_adaptive_f",
+                "mae", "s_measure", "max_e", "mean_e", "adaptive_e", "weighted_f"):
         if key in result:
             note = "<- paper metric" if key == paper_metric else RESULT_NAMES.get(key, "")
             lines.append(f"{key:<24}{result[key]:>8.4f}  {note}")
@@ -94,6 +95,18 @@ def report_results(result, paper_metric, json_path, pred_dir=None):
 
 
 # ---------------------------------------------------------------- the task object
+
+class SaliencyOutput(nn.Cell):
+    """The deployed SOD graph: output ``index`` of the network as a probability map (N, 1, H, W)."""
+
+    def __init__(self, net, index=0, apply_sigmoid=True):
+        super().__init__()
+        self.net, self.index, self.apply_sigmoid = net, index, apply_sigmoid
+
+    def construct(self, x):
+        out = self.net(x)[self.index]
+        return ops.sigmoid(out) if self.apply_sigmoid else out
+
 
 _TAGS = {"eval": ("pred", "eval_results.json"), "onnx": ("pred_onnx", "eval_results_onnx.json"),
          "310": ("pred_310", "eval_results_310.json")}

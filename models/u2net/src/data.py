@@ -1,19 +1,8 @@
 """U-2-Net input pipelines (authors' recipe: resize 320, random crop 288, horizontal flip)."""
-import numpy as np
-
 from common.data.loader import build_dataset
 from common.data.sod import SODDataset
-from common.data.transforms import (Compose, Normalize, RandomCrop, RandomHorizontalFlip,
+from common.data.transforms import (Compose, MaskToUnit, Normalize, RandomCrop, RandomHorizontalFlip,
                                     RandomRotation90, RandomVerticalFlip, Resize, ToCHW)
-
-
-class MaskToUnit:
-    """0..255 mask -> (1, H, W) float32 in [0, 1]."""
-
-    def __call__(self, sample, rng=None):
-        out = dict(sample)
-        out["mask"] = (sample["mask"].astype(np.float32) / 255.0)[None]
-        return out
 
 
 def train_transform(resize, crop, hflip=True, vflip=False, rot90=False):

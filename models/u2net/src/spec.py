@@ -1,11 +1,11 @@
 """What U-2-Net hands to the shared runner (common/runner): its network, loss, data and hooks."""
 from common.checkpoint import torch_to_mindspore_names
 from common.runner.spec import ModelSpec, QuickRecipe
+from common.tasks.sod import SaliencyOutput
 from models import create_model
 from models.u2net.src.config import DEFAULTS
 from models.u2net.src.convert import convert_onnx_params
 from models.u2net.src.data import build_train_dataset
-from models.u2net.src.evaluate import FusedOutput
 from models.u2net.src.inference import postprocess, preprocess
 from models.u2net.src.loss import MultiBCELoss
 
@@ -37,7 +37,7 @@ SPEC = ModelSpec(
     build_net=build_net,
     build_loss=lambda cfg: MultiBCELoss(),
     build_train_data=build_train_data,
-    deploy=lambda net, cfg: FusedOutput(net),
+    deploy=lambda net, cfg: SaliencyOutput(net, 0),  # the fused map; build_net gives logits
     paper_metric="max_f",
     hooks={"preprocess": lambda image, size, cfg: preprocess(image, size[0]),
            "postprocess": postprocess, "set_input_size": set_input_size},

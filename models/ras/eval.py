@@ -1,0 +1,9 @@
+"""Evaluate RAS with the metric of its paper.
+
+    python models/ras/eval.py --config configs/ras/ras_1xb8_synthetic_quick-cpu.yaml --ckpt_file CKPT [key=value ...]
+"""
+from common.runner import main
+from models.ras.src.spec import SPEC
+
+if __name__ == "__main__":
+    main("eval", SPEC)

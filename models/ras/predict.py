@@ -1,0 +1,11 @@
+"""Predict with RAS on an image or a folder of images and write pictures.
+
+    python models/ras/predict.py --config configs/ras/ras_1xb8_synthetic_quick-cpu.yaml --ckpt_file CKPT --input IMAGES --output_dir OUT
+
+Unreadable images are skipped with a warning, listed at the end, and the exit status is then 1.
+"""
+from common.runner import main
+from models.ras.src.spec import SPEC
+
+if __name__ == "__main__":
+    main("predict", SPEC)
