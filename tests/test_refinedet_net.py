@@ -300,6 +300,17 @@ def test_luuuyi_state_dict_round_trip(reference_keys):
     assert detect_layout(got) == "luuuyi"  # ours equal luuuyi's names for VGG-16
 
 
+def test_luuuyi_pth_file_loads(reference_keys, tmp_path):
+    torch = pytest.importorskip("torch")
+    torch_sd = _table_state(reference_keys)
+    path = tmp_path / "RefineDet320_VOC_final.pth"
+    torch.save({f"module.{k}": torch.from_numpy(v) for k, v in torch_sd.items()}, path)
+    net = build_refinedet("refinedet320_vgg16", 21)
+    report = load_refinedet_weights(net, path)
+    assert report.ok and len(report.loaded) == 98 and report.source == f"{path} (luuuyi layout)"
+    np.testing.assert_array_equal(state_dict(net)["tcb1.2.weight"], torch_sd["tcb1.2.weight"])
+
+
 def test_wrong_class_count_fails_naming_the_heads(vgg81, reference_keys):
     with pytest.raises(ConversionError, match="odm_conf.0.weight"):
         load_refinedet_weights(vgg81, _table_state(reference_keys))

@@ -137,9 +137,11 @@ def load_refinedet_weights(net, source, strict=True):
                                   f"the network has {net.backbone_name}")
         ignore = NEW_LAYER_PREFIXES
     try:
-        return load_weights(net, params, strict=strict, key_map=KEY_MAPS[layout], ignore_missing=ignore)
+        report = load_weights(net, params, strict=strict, key_map=KEY_MAPS[layout], ignore_missing=ignore)
     except ConversionError:
         raise
     except CheckpointError as exc:
         raise ConversionError(f"{label} ({layout} layout) does not fit RefineDet ({net.backbone_name}, "
                               f"{net.num_classes} classes): {exc}") from exc
+    report.source = f"{label} ({layout} layout)"
+    return report
