@@ -5,7 +5,6 @@ sections). A YAML file overrides any subset of them and may name a ``base:`` fil
 The command line overrides any key as ``key.sub=value`` or ``--key.sub value``. Every value is
 type-checked against its default, and an unknown key fails naming the closest valid keys.
 """
-import argparse
 import copy
 import difflib
 from pathlib import Path
@@ -51,12 +50,17 @@ ENGINE_DEFAULTS = {
     "output_dir": "outputs/run",
     "train": {
         "epochs": 1,
+        "iters": Opt(int),           # total iterations instead of epochs (the last epoch may end
+                                     # early); lr.milestones / lr.warmup_iters then count iterations
         "batch_size": 2,             # per device
         "num_workers": 2,
-        "log_interval": 10,          # steps
+        "log_interval": 10,          # steps; loss/LR/finite flag are read from the device only here
         "max_steps_per_epoch": Opt(int),
         "resume": Opt(str),
-        "pretrained": Opt(str),
+        "overwrite": False,          # a fresh run may replace a non-empty output_dir (old run removed)
+        "pretrained": Opt(str),      # weights to start from; every network key must load ...
+        "pretrained_ignore": [],     # ... unless it matches one of these patterns (e.g. "head.*")
+        "sink": False,               # dataset sink mode (GPU/Ascend only; refused on CPU)
         "ema_decay": Opt(float),     # e.g. 0.9998: keep an EMA of weights, evaluated and kept as best
     },
     "optim": {
@@ -69,13 +73,17 @@ ENGINE_DEFAULTS = {
         "betas": [0.9, 0.999],
         "eps": 1e-8,
         "clip_grad_norm": Opt(float),
+        # [{pattern: "backbone.*", lr_mult: 0.1}, {pattern: "*.bias", lr_mult: 2.0, weight_decay: 0}]:
+        # first matching rule wins, a rule matching nothing is an error (common/engine/param_groups.py)
+        "param_groups": [],
     },
     "lr": {
         "schedule": "constant",      # constant | multistep | cosine | poly
         "warmup_epochs": 0.0,
+        "warmup_iters": 0,           # warm-up in iterations (required form with train.iters)
         "warmup_init_lr": 0.0,
         "min_lr": 0.0,
-        "milestones": [],            # epochs, for multistep
+        "milestones": [],            # epochs (iterations with train.iters), for multistep
         "gamma": 0.1,
         "power": 0.9,                # poly
     },
@@ -87,14 +95,19 @@ ENGINE_DEFAULTS = {
         "scale_window": 1000,
     },
     "ckpt": {
-        "interval": 1,               # epochs
-        "keep": 3,
+        "interval": 1,               # epochs (0 = none; last.ckpt is still written every epoch)
+        "interval_iters": 0,         # also every N iterations (0 = off)
+        "keep": 3,                   # epoch/iteration checkpoints kept (0 = all)
         "format": "ckpt",            # ckpt | safetensors
     },
     "eval": {
         "interval": 0,               # epochs; 0 = only at the end
         "metric": Opt(str),          # key of the eval result used to keep the best checkpoint
         "higher_is_better": True,
+    },
+    "data": {
+        "verify": Opt(bool),         # pre-scan file headers/sizes; unset = when <= 20k samples
+        "max_boxes": 100,            # detection: boxes per image after padding (extra ones dropped)
     },
 }
 
@@ -248,35 +261,3 @@ def with_engine_defaults(model_defaults):
         else:
             out[key] = copy.deepcopy(value)
     return out
-
-
-def build_parser(description):
-    """Argument parser for entry points: ``--config FILE`` plus free ``key=value`` overrides."""
-    parser = argparse.ArgumentParser(
-        description=description,
-        epilog="Any config key can be overridden: optim.lr=0.01 or --train.epochs 5.")
-    parser.add_argument("--config", help="YAML config file (see configs/)")
-    return parser
-
-
-def args_and_config(defaults, description, argv=None, arguments=()):
-    """Parse ``--config``, an entry point's own ``arguments`` (``(flags, kwargs)`` pairs for
-    ``add_argument``) and ``key=value`` overrides; exit with a clear message on config errors."""
-    parser = build_parser((description or "").split("\n\n")[0])
-    for flags, kwargs in arguments:
-        parser.add_argument(*flags, **kwargs)
-    if "resume" in defaults.get("train", {}):
-        parser.add_argument("--resume", metavar="CKPT",
-                            help="continue from a resumable checkpoint (= train.resume=CKPT)")
-    args, rest = parser.parse_known_args(argv)
-    if getattr(args, "resume", None):
-        rest = list(rest) + [f"train.resume={args.resume}"]
-    try:
-        return args, load_config(defaults, args.config, rest)
-    except ConfigError as exc:
-        parser.exit(2, f"config error: {exc}\n")
-
-
-def config_from_args(defaults, description, argv=None):
-    """The config of an entry point that takes no arguments of its own."""
-    return args_and_config(defaults, description, argv)[1]

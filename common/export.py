@@ -3,7 +3,8 @@
 ``export_model(net, inputs, fmt, path)`` writes to a temporary file beside ``path``, runs the
 exported file (``nn.GraphCell`` for MINDIR, ONNX Runtime for ONNX) on ``inputs``, compares every
 output with the network's and only then renames the file into place. A file whose outputs differ
-by more than ``atol + rtol * max|output|`` is removed and :class:`ExportError` raised, so nothing half-written or wrong
+by more than ``atol + rtol * max|output|`` is removed and :class:`ExportError` raised, so nothing
+half-written or wrong
 is left behind. Model-agnostic: it takes a Cell and numpy / Tensor inputs.
 """
 import os
@@ -222,8 +223,8 @@ def export_model(net, inputs, fmt, path, check=True, atol=1e-4, input_names=None
     names = list(input_names) if input_names else _default_names(len(tensors))
     if len(names) != len(tensors):
         raise ExportError(f"{len(names)} input names {names} for {len(tensors)} inputs")
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{suffix}")
+    _check_writable(path.parent, tmp)
     was_training = net.training
     net.set_train(False)
     result = ExportResult(path=path, fmt=fmt)
@@ -258,6 +259,21 @@ def export_model(net, inputs, fmt, path, check=True, atol=1e-4, input_names=None
     return result
 
 
+def _check_writable(folder, probe):
+    """Fail up front, naming the folder and the cause, when the export could not be written
+    (MindSpore's own error for an unwritable folder names only its temporary file)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(probe, "wb"):
+            pass
+    except OSError as exc:
+        raise ExportError(f"cannot write the export into folder {folder}: "
+                          f"{exc.strerror or exc} ({type(exc).__name__})") from exc
+    finally:
+        if probe.is_file():
+            probe.unlink()
+
+
 def _export_onnx(net, tensors, tmp, names, dynamic, ref, label):
     arrays = [t.asnumpy() for t in tensors]
     for attempt_dynamic in ([True, False] if dynamic else [False]):
@@ -273,17 +289,6 @@ def _export_onnx(net, tensors, tmp, names, dynamic, ref, label):
         print(f"[export] {label}: the graph does not accept another batch size; "
               "re-exporting with a fixed batch axis")
     raise AssertionError("unreachable")
-
-
-ONNX_ARGUMENTS = [
-    (("--onnx",), {"required": True, "help": "exported ONNX file"}),
-    (("--threads",), {"type": int, "help": "ONNX Runtime intra-op threads"}),
-]
-EXPORT_ARGUMENTS = [
-    (("--ckpt",), {"required": True, "help": "checkpoint to export"}),
-    (("--format",), {"help": "ONNX | MINDIR | AIR (default: export.format)"}),
-    (("--file",), {"help": "output path (default: <output_dir>/<model>_<size>.<ext>)"}),
-]
 
 
 def export_or_exit(net, inputs, fmt, path, atol=1e-4, input_names=("image",)):

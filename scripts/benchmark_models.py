@@ -18,10 +18,7 @@ import mindspore as ms
 from mindspore import Tensor
 
 from common.export import export_model, onnx_session
-from models import create_model, list_models
-
-# input size of each model's paper setting
-INPUT_SIZE = {"u2net": 320, "u2netp": 320, "ddrnet23": 224, "ddrnet23_slim": 224, "ddrnet39": 224}
+from models import create_model, list_models, model_info
 
 
 def _median_ms(fn, repeat):
@@ -35,7 +32,7 @@ def _median_ms(fn, repeat):
 
 
 def benchmark(name, repeat, threads, workdir):
-    size = INPUT_SIZE.get(name, 224)
+    size = model_info(name)["input_size"][0]  # the paper's input size, from the registry
     net = create_model(name)
     net.set_train(False)
     x = np.random.default_rng(0).standard_normal((1, 3, size, size)).astype(np.float32)

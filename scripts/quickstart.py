@@ -1,9 +1,11 @@
 """Quick start: synthetic data -> short training -> evaluation -> ONNX export -> ONNX Runtime
 inference -> pictures, through the same entry points a researcher uses.
 
-    python scripts/quickstart.py [--model u2netp|ddrnet23_slim] [--out DIR] [--epochs N]
+    python scripts/quickstart.py [--model NAME] [--out DIR] [--epochs N]
 
-Runs on CPU in a few minutes and prints where everything went.
+NAME is any registered model with a quick recipe (see `--help`); each runs on CPU in minutes and
+prints where everything went. The recipe (config, synthetic data, epochs) comes from the model's
+spec (models/<folder>/src/spec.py).
 """
 import argparse
 import subprocess
@@ -12,76 +14,55 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 
-def _sod_steps(out, epochs):
-    data = out / "data"
-    cfg = ROOT / "configs/u2net/u2netp_1xb8_synthetic_quick-cpu.yaml"
-    common = [f"output_dir={out / 'run'}", f"data.train_root={data / 'train'}",
-              f"test.root={data / 'test'}"]
-    ckpt = out / "run/checkpoints/last.ckpt"
-    onnx = out / "run/u2netp.onnx"
-    return [
-        ("generate a synthetic SOD dataset (DUTS layout)",
-         ["-m", "common.data.synthetic", "--format", "sod", "--out", str(data), "--num", "160",
-          "--num-val", "24", "--size", "160", "--seed", "0"]),
-        ("train U-2-NetP", ["models/u2net/train.py", "--config", str(cfg), *common,
-                            f"train.epochs={epochs}"]),
-        ("evaluate (saliency PNGs + SOD metrics)",
-         ["models/u2net/eval.py", "--config", str(cfg), "--ckpt", str(ckpt), *common]),
-        ("export ONNX (parity-checked)",
-         ["models/u2net/export.py", "--config", str(cfg), "--ckpt", str(ckpt), "--format", "ONNX",
-          "--file", str(onnx), *common]),
+def steps_for(name, out, epochs):
+    from models import get_spec
+
+    spec = get_spec(name)
+    quick = spec.quick
+    data, run = out / "data", out / "run"
+    entry = f"models/{spec.folder}"
+    cfg = ["--config", str(ROOT / quick.config), f"model.name={name}", f"output_dir={run}",
+           *[f"{key}={data / rel}" for key, rel in quick.data_keys.items()]]
+    ckpt, onnx = run / "checkpoints/last.ckpt", run / f"{name}.onnx"
+    steps = [
+        ("generate a synthetic dataset in the real on-disk layout",
+         ["-m", "common.data.synthetic", *quick.synthetic, "--out", str(data)]),
+        (f"train {name}", [f"{entry}/train.py", *cfg, f"train.epochs={epochs or quick.epochs}",
+                           "train.overwrite=true"]),
+        ("evaluate with the paper's metric", [f"{entry}/eval.py", *cfg, "--ckpt_file", str(ckpt)]),
+        ("export ONNX (parity-checked)", [f"{entry}/export.py", *cfg, "--ckpt_file", str(ckpt),
+                                          "--file_format", "ONNX", "--file_name", str(onnx)]),
         ("ONNX Runtime inference + the same metrics",
-         ["models/u2net/infer_onnx.py", "--config", str(cfg), "--onnx", str(onnx), *common]),
-        ("predict: saliency maps, side-by-side pictures and cut-outs",
-         ["models/u2net/predict.py", "--model", "u2netp", "--ckpt", str(ckpt), "--input",
-          str(data / "test/images"), "--out", str(out / "predict"), "--size", "128", "--cutout"]),
-    ], {
-        "dataset": data, "checkpoints": out / "run/checkpoints", "training log": out / "run/train_log.jsonl",
-        "saliency maps (eval)": out / "run/pred", "metrics": out / "run/eval_results.json",
-        "ONNX model": onnx, "ONNX metrics": out / "run/eval_results_onnx.json",
-        "pictures": out / "predict",
-    }
+         [f"{entry}/infer_onnx.py", *cfg, "--onnx_file", str(onnx)]),
+        ("predict: pictures", [f"{entry}/predict.py", *cfg, "--ckpt_file", str(ckpt), "--input",
+                               str(data / quick.predict_input), "--output_dir", str(out / "predict")]),
+    ]
+    products = {"dataset": data, "checkpoints": run / "checkpoints", "training log": run / "train_log.jsonl",
+                "metrics": run / "eval_results.json", "ONNX model": onnx,
+                "ONNX metrics": run / "eval_results_onnx.json", "pictures": out / "predict"}
+    return steps, products
 
 
-def _cls_steps(out, epochs):
-    data = out / "data"
-    cfg = ROOT / "configs/ddrnet/ddrnet23_slim_1xb32_synthetic_quick-cpu.yaml"
-    common = [f"output_dir={out / 'run'}", f"data.root={data}"]
-    ckpt = out / "run/checkpoints/last.ckpt"
-    onnx = out / "run/ddrnet23_slim.onnx"
-    return [
-        ("generate a synthetic ImageNet-layout dataset",
-         ["-m", "common.data.synthetic", "--format", "imagenet", "--out", str(data), "--num", "400",
-          "--num-val", "100", "--size", "96", "--seed", "0"]),
-        ("train DDRNet-23-slim", ["models/ddrnet/train.py", "--config", str(cfg), *common,
-                                  f"train.epochs={epochs}"]),
-        ("evaluate top-1 / top-5", ["models/ddrnet/eval.py", "--config", str(cfg), "--ckpt", str(ckpt), *common]),
-        ("export ONNX (parity-checked)",
-         ["models/ddrnet/export.py", "--config", str(cfg), "--ckpt", str(ckpt), "--format", "ONNX",
-          "--file", str(onnx), *common]),
-        ("ONNX Runtime inference + the same metrics",
-         ["models/ddrnet/infer_onnx.py", "--config", str(cfg), "--onnx", str(onnx), *common]),
-        ("predict: top-5 pictures",
-         ["models/ddrnet/predict.py", "--config", str(cfg), "--ckpt", str(ckpt), "--input",
-          str(data / "val"), "--out", str(out / "predict"), *common]),
-    ], {"dataset": data, "checkpoints": out / "run/checkpoints", "metrics": out / "run/eval_results.json",
-        "ONNX model": onnx, "pictures": out / "predict"}
+def quick_models():
+    from models import get_spec, list_models
 
-
-RECIPES = {"u2netp": (_sod_steps, 8), "ddrnet23_slim": (_cls_steps, 12)}
+    return [n for n in list_models() if get_spec(n).quick is not None]
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="u2netp", choices=sorted(RECIPES))
+    parser.add_argument("--model", default="u2netp", help="a registered model (default u2netp)")
     parser.add_argument("--out", default=None, help="output folder (default outputs/quickstart_<model>)")
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (default per model)")
     args = parser.parse_args(argv)
-    build, default_epochs = RECIPES[args.model]
+    known = quick_models()
+    if args.model not in known:
+        parser.error(f"--model {args.model!r}: expected one of {known}")
     out = Path(args.out or ROOT / f"outputs/quickstart_{args.model}").resolve()
-    steps, products = build(out, args.epochs or default_epochs)
+    steps, products = steps_for(args.model, out, args.epochs)
     start = time.time()
     for i, (title, cmd) in enumerate(steps, 1):
         print(f"\n=== [{i}/{len(steps)}] {title}\n$ python {' '.join(cmd)}", flush=True)

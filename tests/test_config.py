@@ -1,6 +1,6 @@
 import pytest
 
-from common.config import (ConfigError, Opt, config_from_args, load_config, save_config,
+from common.config import (ConfigError, Opt, load_config, save_config,
                            with_engine_defaults)
 
 DEFAULTS = with_engine_defaults({"model": {"name": "u2netp", "size": 320}, "data": {"root": Opt(str)}})
@@ -54,8 +54,11 @@ def test_int_accepted_for_float_and_bad_yaml(tmp_path):
 
 
 def test_cli_exits_with_message(capsys):
+    from common.runner.args import parse
+    from models import get_spec
+
     with pytest.raises(SystemExit) as exc:
-        config_from_args(DEFAULTS, "test", ["train.epoch=3"])
+        parse(get_spec("u2netp"), "train", ["train.epoch=3"])
     assert exc.value.code == 2
     assert "train.epochs" in capsys.readouterr().err
 
@@ -69,19 +72,20 @@ def test_saved_config_round_trips(tmp_path):
 
 def test_shipped_configs_are_valid():
     """Every YAML under configs/ loads against its model's defaults."""
-    import importlib
     from common.paths import configs_dir
+    from common.runner.args import check_variant
+    from models import get_spec
 
     files = sorted(configs_dir().rglob("*.yaml"))
-    assert len(files) >= 9
+    assert len(files) >= 12
     for f in files:
-        model_dir = f.relative_to(configs_dir()).parts[0]
-        module = importlib.import_module(f"models.{model_dir}.src.config")
-        load_config(module.DEFAULTS, f)
+        spec = get_spec(f.relative_to(configs_dir()).parts[0])
+        check_variant(spec, load_config(spec.defaults, f))
 
 
 def test_resume_flag_sets_train_resume():
-    from common.config import args_and_config
+    from common.runner.args import parse
+    from models import get_spec
 
-    _, cfg = args_and_config(DEFAULTS, "test", ["--resume", "runs/x/last.ckpt", "train.epochs=2"])
+    _, cfg = parse(get_spec("u2netp"), "train", ["--resume", "runs/x/last.ckpt", "train.epochs=2"])
     assert cfg.train.resume == "runs/x/last.ckpt" and cfg.train.epochs == 2

@@ -88,7 +88,8 @@ def test_model_name_typo_is_one_line_error_and_unknown_flags_name_the_key():
 def _tiny(name, tmp_path):
     spec = get_spec(name)
     data = tmp_path / "data"
-    subprocess.run([sys.executable, "-m", "common.data.synthetic", *spec.quick.tiny_synthetic, "--out", str(data),
+    subprocess.run([sys.executable, "-m", "common.data.synthetic", *spec.quick.tiny_synthetic,
+                    "--out", str(data),
                     "--seed", "0"], cwd=REPO_ROOT, check=True, capture_output=True)
     keys = [f"{k}={data / v}" for k, v in spec.quick.data_keys.items()]
     overrides = [f"model.name={name}", f"output_dir={tmp_path / 'run'}", "mode=pynative", *keys,
@@ -162,15 +163,18 @@ def test_eval_and_predict_read_grey_rgba_and_jpeg_identically(tmp_path):
     (root / "masks").mkdir()
     rgb = rng.integers(0, 256, (36, 44, 3), dtype=np.uint8)
     Image.fromarray(rgb[..., 0]).save(root / "images/grey.png")
-    Image.fromarray(np.dstack([rgb, rng.integers(0, 256, (36, 44), dtype=np.uint8)])).save(root / "images/rgba.png")
+    alpha = rng.integers(0, 256, (36, 44), dtype=np.uint8)
+    Image.fromarray(np.dstack([rgb, alpha])).save(root / "images/rgba.png")
     Image.fromarray(rgb).save(root / "images/photo.jpg", quality=80)
     for stem in ("grey", "rgba", "photo"):
-        Image.fromarray(((rng.random((36, 44)) > 0.5) * 255).astype(np.uint8)).save(root / f"masks/{stem}.png")
+        mask = ((rng.random((36, 44)) > 0.5) * 255).astype(np.uint8)
+        Image.fromarray(mask).save(root / f"masks/{stem}.png")
     ckpt = tmp_path / "w.ckpt"
     save_checkpoint(create_model("u2netp"), ckpt)
     cfg = [f"output_dir={tmp_path / 'run'}", f"test.root={root}", "test.size=32", "mode=pynative"]
     _run("eval", spec, [*cfg, "--ckpt_file", ckpt])
-    _run("predict", spec, [*cfg, "--ckpt_file", ckpt, "--input", root / "images", "--output_dir", tmp_path / "p"])
+    _run("predict", spec, [*cfg, "--ckpt_file", ckpt, "--input", root / "images",
+                           "--output_dir", tmp_path / "p"])
     for stem in ("grey", "rgba", "photo"):
         scored = np.asarray(Image.open(tmp_path / "run/pred" / f"{stem}.png"))
         predicted = np.asarray(Image.open(tmp_path / "p" / f"{stem}.png"))
@@ -188,7 +192,8 @@ def test_predict_keeps_relative_paths_skips_corrupt_images_and_exits_non_zero(tm
     ckpt = tmp_path / "w.ckpt"
     save_checkpoint(create_model("u2netp"), ckpt)
     with pytest.raises(SystemExit) as exit_info:
-        main("predict", spec, ["--ckpt_file", str(ckpt), "--input", str(src), "--output_dir", str(tmp_path / "o"),
+        main("predict", spec, ["--ckpt_file", str(ckpt), "--input", str(src),
+                               "--output_dir", str(tmp_path / "o"),
                                "test.size=32", "mode=pynative"])
     assert exit_info.value.code == 1
     a, b = tmp_path / "o/a/img.png", tmp_path / "o/b/img.png"
@@ -215,3 +220,17 @@ def test_eval_with_a_corrupt_image_leaves_no_partial_prediction_folder(tmp_path)
     assert exit_info.value.code == 2
     assert not (tmp_path / "run/pred").exists()
     assert not any(p.name.startswith(".pred") for p in (tmp_path / "run").iterdir())
+
+
+def test_export_into_an_unwritable_folder_names_the_folder_and_the_cause(tmp_path, capsys):
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file where the output folder should be")
+    ckpt = tmp_path / "w.ckpt"
+    save_checkpoint(create_model("u2netp"), ckpt)
+    with pytest.raises(SystemExit) as exit_info:
+        main("export", get_spec("u2netp"), ["--ckpt_file", str(ckpt), "--file_format", "ONNX", "test.size=32",
+                                            "--file_name", str(blocker / "sub" / "model.onnx")])
+    assert exit_info.value.code not in (0, None)
+    message = str(exit_info.value.code) + capsys.readouterr().err
+    assert f"cannot write the export into folder {blocker / 'sub'}" in message
+    assert "Not a directory" in message

@@ -59,7 +59,8 @@ def export(spec, argv=None):
     size = export_size(cfg, task.input_size(spec, cfg))
     net = load_network(spec, cfg, args.ckpt_file)
     x = task.example_input(spec, cfg, cfg.export.batch_size, size)
-    out = args.file_name or cfg.export.file or str(Path(cfg.output_dir) / f"{cfg.model.name}_{size[0]}x{size[1]}")
+    default = Path(cfg.output_dir) / f"{cfg.model.name}_{size[0]}x{size[1]}"
+    out = args.file_name or cfg.export.file or str(default)
     return export_or_exit(net, x, fmt, out, atol=cfg.export.atol)
 
 

@@ -58,11 +58,13 @@ def fitting_variants(spec, src, overrides=()):
 def convert_main(spec, argv=None):
     parser = argparse.ArgumentParser(
         description=f"Convert weights of another layout into a checkpoint of models/{spec.folder}.",
-        allow_abbrev=False, epilog="key=value config overrides (e.g. model.num_classes=21) apply to the network.")
+        allow_abbrev=False,
+        epilog="key=value config overrides (e.g. model.num_classes=21) apply to the network.")
     parser.add_argument("--src", required=True, help="weights file (.pth/.pt/.tar, .ckpt/.safetensors"
                         + "".join(f", {s}" for s in spec.read_weights) + ")")
     parser.add_argument("--variant", required=True, choices=sorted(spec.variants))
-    parser.add_argument("--out", "--ckpt_file", dest="out", required=True, help="output .ckpt or .safetensors")
+    parser.add_argument("--out", "--ckpt_file", dest="out", required=True,
+                        help="output .ckpt or .safetensors")
     args, overrides = parser.parse_known_args(argv)
     try:
         net, report, layout = convert(spec, args.src, args.variant, overrides)

@@ -5,18 +5,21 @@ from models.ddrnet.src import build_ddrnet
 
 
 @register_model
-def ddrnet23(num_classes: int = 1000, drop_path_rate: float = 0.0, in_channels: int = 3):
-    return build_ddrnet("ddrnet23", num_classes, drop_path_rate, in_channels)
+def ddrnet23(num_classes: int = 1000, drop_path_rate: float = 0.0, in_channels: int = 3,
+             numerics: str = "authors"):
+    return build_ddrnet("ddrnet23", num_classes, drop_path_rate, in_channels, numerics)
 
 
 @register_model
-def ddrnet23_slim(num_classes: int = 1000, drop_path_rate: float = 0.0, in_channels: int = 3):
-    return build_ddrnet("ddrnet23_slim", num_classes, drop_path_rate, in_channels)
+def ddrnet23_slim(num_classes: int = 1000, drop_path_rate: float = 0.0, in_channels: int = 3,
+                  numerics: str = "authors"):
+    return build_ddrnet("ddrnet23_slim", num_classes, drop_path_rate, in_channels, numerics)
 
 
 @register_model
-def ddrnet39(num_classes: int = 1000, drop_path_rate: float = 0.0, in_channels: int = 3):
-    return build_ddrnet("ddrnet39", num_classes, drop_path_rate, in_channels)
+def ddrnet39(num_classes: int = 1000, drop_path_rate: float = 0.0, in_channels: int = 3,
+             numerics: str = "authors"):
+    return build_ddrnet("ddrnet39", num_classes, drop_path_rate, in_channels, numerics)
 
 
 from models.ddrnet.src.spec import SPEC  # noqa: E402  (the variants above must exist first)

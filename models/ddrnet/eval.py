@@ -1,6 +1,8 @@
 """Evaluate DDRNet with the metric of its paper.
 
-    python models/ddrnet/eval.py --config configs/ddrnet/ddrnet23_slim_1xb32_synthetic_quick-cpu.yaml --ckpt_file CKPT [key=value ...]
+    python models/ddrnet/eval.py --config CONFIG --ckpt_file CKPT [key=value ...]
+
+CONFIG: a YAML of configs/ddrnet/, e.g. configs/ddrnet/ddrnet23_slim_1xb32_synthetic_quick-cpu.yaml
 """
 from common.runner import main
 from models.ddrnet.src.spec import SPEC

@@ -4,10 +4,10 @@ from models.ras.src.ras import RAS, build_ras
 
 
 @register_model
-def ras(in_channels: int = 3, frozen_bn: bool = False) -> RAS:
-    return build_ras(in_channels, frozen_bn)
+def ras(in_channels: int = 3, frozen_bn: bool = False, numerics: str = "authors") -> RAS:
+    return build_ras(in_channels, frozen_bn, numerics)
 
 
-from models.ras.src.spec import SPEC  # the variant above must exist first
+from models.ras.src.spec import SPEC  # noqa: E402  (the variants above must exist first)
 
 register_spec(SPEC)

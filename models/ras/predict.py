@@ -1,8 +1,10 @@
 """Predict with RAS on an image or a folder of images and write pictures.
 
-    python models/ras/predict.py --config configs/ras/ras_1xb8_synthetic_quick-cpu.yaml --ckpt_file CKPT --input IMAGES --output_dir OUT
+    python models/ras/predict.py --config CONFIG --ckpt_file CKPT --input IMAGES --output_dir OUT
 
 Unreadable images are skipped with a warning, listed at the end, and the exit status is then 1.
+
+CONFIG: a YAML of configs/ras/, e.g. configs/ras/ras_1xb8_synthetic_quick-cpu.yaml
 """
 from common.runner import main
 from models.ras.src.spec import SPEC

@@ -1,6 +1,8 @@
 """Write a test split as inputs of the C++ inference app (scripts/run_infer_310.sh).
 
-    python models/ras/preprocess.py --config configs/ras/ras_1xb8_synthetic_quick-cpu.yaml --data_path SPLIT --output_dir DATA_DIR
+    python models/ras/preprocess.py --config CONFIG --data_path SPLIT --output_dir DATA_DIR
+
+CONFIG: a YAML of configs/ras/, e.g. configs/ras/ras_1xb8_synthetic_quick-cpu.yaml
 """
 from common.runner import main
 from models.ras.src.spec import SPEC

@@ -4,13 +4,15 @@ from models.u2net.src.u2net import U2Net, build_u2net
 
 
 @register_model
-def u2net(in_channels: int = 3, out_channels: int = 1, return_logits: bool = False) -> U2Net:
-    return build_u2net("u2net", in_channels, out_channels, return_logits)
+def u2net(in_channels: int = 3, out_channels: int = 1, return_logits: bool = False,
+          numerics: str = "authors") -> U2Net:
+    return build_u2net("u2net", in_channels, out_channels, return_logits, numerics)
 
 
 @register_model
-def u2netp(in_channels: int = 3, out_channels: int = 1, return_logits: bool = False) -> U2Net:
-    return build_u2net("u2netp", in_channels, out_channels, return_logits)
+def u2netp(in_channels: int = 3, out_channels: int = 1, return_logits: bool = False,
+           numerics: str = "authors") -> U2Net:
+    return build_u2net("u2netp", in_channels, out_channels, return_logits, numerics)
 
 
 from models.u2net.src.spec import SPEC  # noqa: E402  (the variants above must exist first)

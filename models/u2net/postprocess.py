@@ -1,6 +1,9 @@
 """Score the C++ inference app's outputs with the metric of the paper.
 
-    python models/u2net/postprocess.py --config configs/u2net/u2netp_1xb8_synthetic_quick-cpu.yaml --data_path SPLIT --data_dir DATA_DIR --result_dir result_Files
+    python models/u2net/postprocess.py --config CONFIG --data_path SPLIT --data_dir DATA_DIR \
+        --result_dir result_Files
+
+CONFIG: a YAML of configs/u2net/, e.g. configs/u2net/u2netp_1xb8_synthetic_quick-cpu.yaml
 """
 from common.runner import main
 from models.u2net.src.spec import SPEC

@@ -8,12 +8,14 @@ DEFAULTS = model_defaults("classification", {
         "name": "ddrnet23",          # ddrnet23 | ddrnet23_slim | ddrnet39
         "num_classes": 1000,
         "drop_path_rate": 0.1,
+        "numerics": "authors",       # authors | oldport (the old MindSpore port's published weights)
     },
     "data": {
         "root": "data/imagenet",     # holds train/<wnid>/ and val/<wnid>/
         "train_dir": "train",
         "val_dir": "val",
-        "class_list": Opt(str),      # "index wnid name" or LOC_synset_mapping.txt; default: sorted train folders
+        # "index wnid name" or LOC_synset_mapping.txt; default: the sorted train folders
+        "class_list": Opt(str),
         "image_size": 224,
         "crop_pct": 0.875,           # eval: resize short side to image_size / crop_pct, center crop
         "interpolation": "bicubic",

@@ -11,29 +11,37 @@ Parameter names equal the authors' PyTorch modules, so their weights load after 
 BatchNorm fields (see ``convert.py``). Two things differ from the old MindSpore port on purpose:
 drop-path scales the residual branch (the port scaled the shortcut) and BatchNorm momentum is
 0.9 in MindSpore's convention (= PyTorch's 0.1; the port gave one BN layer per bottleneck 0.1).
+
+``numerics="oldport"`` reproduces the port's ops for its published weights: TF-style ``same``
+padding (stride-2 3x3 convolutions pad only bottom/right on even sizes) and the legacy bilinear
+resize (``half_pixel_centers=False``).
 """
 import numpy as np
 from mindspore import nn, ops
 from mindspore.common.initializer import HeNormal
 
-from common.layers import upsample_like
+from common.layers import check_numerics, conv2d_same, upsample_like
 
 BN_MOMENTUM = 0.9  # MindSpore: running = 0.9 * running + 0.1 * batch, i.e. PyTorch momentum 0.1
 
 
-def _conv(cin, cout, kernel, stride=1, bias=False):
+def _conv(cin, cout, kernel, stride=1, bias=False, numerics="authors"):
     """PyTorch-style convolution: symmetric padding k // 2 (not MindSpore's TF-style "same",
-    which pads only bottom/right at stride 2), He-normal fan-out init as in the authors' code."""
+    which pads only bottom/right at stride 2, unless ``numerics="oldport"``), He-normal fan-out
+    init as in the authors' code."""
+    init = HeNormal(mode="fan_out", nonlinearity="relu")
+    if numerics == "oldport":
+        return conv2d_same(cin, cout, kernel, stride=stride, has_bias=bias, weight_init=init)
     return nn.Conv2d(cin, cout, kernel, stride=stride, pad_mode="pad", padding=kernel // 2,
-                     has_bias=bias, weight_init=HeNormal(mode="fan_out", nonlinearity="relu"))
+                     has_bias=bias, weight_init=init)
 
 
 def _bn(channels):
     return nn.BatchNorm2d(channels, eps=1e-5, momentum=BN_MOMENTUM)
 
 
-def _conv_bn(cin, cout, kernel, stride=1):
-    return [_conv(cin, cout, kernel, stride), _bn(cout)]
+def _conv_bn(cin, cout, kernel, stride=1, numerics="authors"):
+    return [_conv(cin, cout, kernel, stride, numerics=numerics), _bn(cout)]
 
 
 class DropPath(nn.Cell):
@@ -64,11 +72,11 @@ class _ResidualBlock(nn.Cell):
 
     expansion = 1
 
-    def _init_shortcut(self, inplanes, planes, stride, no_relu, drop_path):
+    def _init_shortcut(self, inplanes, planes, stride, no_relu, drop_path, numerics):
         out = planes * self.expansion
         # The authors' _make_layer adds a projection when the shape changes.
         needs_projection = stride != 1 or inplanes != out
-        self.downsample = (nn.SequentialCell(_conv_bn(inplanes, out, 1, stride))
+        self.downsample = (nn.SequentialCell(_conv_bn(inplanes, out, 1, stride, numerics))
                            if needs_projection else None)
         self.relu = nn.ReLU()
         self.no_relu = no_relu
@@ -88,13 +96,13 @@ class _ResidualBlock(nn.Cell):
 class BasicBlock(_ResidualBlock):
     expansion = 1
 
-    def __init__(self, inplanes, planes, stride=1, no_relu=False, drop_path=0.0):
+    def __init__(self, inplanes, planes, stride=1, no_relu=False, drop_path=0.0, numerics="authors"):
         super().__init__()
-        self.conv1 = _conv(inplanes, planes, 3, stride)
+        self.conv1 = _conv(inplanes, planes, 3, stride, numerics=numerics)
         self.bn1 = _bn(planes)
-        self.conv2 = _conv(planes, planes, 3)
+        self.conv2 = _conv(planes, planes, 3, numerics=numerics)
         self.bn2 = _bn(planes)
-        self._init_shortcut(inplanes, planes, stride, no_relu, drop_path)
+        self._init_shortcut(inplanes, planes, stride, no_relu, drop_path, numerics)
 
     def residual(self, x):
         out = self.relu(self.bn1(self.conv1(x)))
@@ -104,15 +112,15 @@ class BasicBlock(_ResidualBlock):
 class Bottleneck(_ResidualBlock):
     expansion = 2
 
-    def __init__(self, inplanes, planes, stride=1, no_relu=False, drop_path=0.0):
+    def __init__(self, inplanes, planes, stride=1, no_relu=False, drop_path=0.0, numerics="authors"):
         super().__init__()
-        self.conv1 = _conv(inplanes, planes, 1)
+        self.conv1 = _conv(inplanes, planes, 1, numerics=numerics)
         self.bn1 = _bn(planes)
-        self.conv2 = _conv(planes, planes, 3, stride)
+        self.conv2 = _conv(planes, planes, 3, stride, numerics=numerics)
         self.bn2 = _bn(planes)
-        self.conv3 = _conv(planes, planes * self.expansion, 1)
+        self.conv3 = _conv(planes, planes * self.expansion, 1, numerics=numerics)
         self.bn3 = _bn(planes * self.expansion)
-        self._init_shortcut(inplanes, planes, stride, no_relu, drop_path)
+        self._init_shortcut(inplanes, planes, stride, no_relu, drop_path, numerics)
 
     def residual(self, x):
         out = self.relu(self.bn1(self.conv1(x)))
@@ -120,7 +128,7 @@ class Bottleneck(_ResidualBlock):
         return self.bn3(self.conv3(out))
 
 
-def make_layer(block, inplanes, planes, drop_paths, stride=1):
+def make_layer(block, inplanes, planes, drop_paths, stride=1, numerics="authors"):
     """A stage of ``len(drop_paths)`` blocks. As in the authors' code, the last block of a
     stage with two or more blocks skips its final ReLU (the next consumer applies one)."""
     n = len(drop_paths)
@@ -128,7 +136,7 @@ def make_layer(block, inplanes, planes, drop_paths, stride=1):
     for i, rate in enumerate(drop_paths):
         blocks.append(block(inplanes if i == 0 else planes * block.expansion, planes,
                             stride=stride if i == 0 else 1, no_relu=(n > 1 and i == n - 1),
-                            drop_path=rate))
+                            drop_path=rate, numerics=numerics))
     return nn.SequentialCell(blocks)
 
 
@@ -145,11 +153,15 @@ class DualResNet(nn.Cell):
         drop_path_rate: stochastic depth rate of the deepest block; rates rise linearly over the
             low-resolution blocks, high-resolution blocks take the rates of the blocks beside
             them, and the two final bottlenecks take the full rate (the seed recipe's schedule).
+        numerics: "authors" (PyTorch padding and resize) or "oldport" (the old MindSpore port's).
     """
 
     def __init__(self, layers=(2, 2, 2, 2), planes=64, last_planes=2048, stage3_parts=1,
-                 num_classes=1000, in_channels=3, drop_path_rate=0.0):
+                 num_classes=1000, in_channels=3, drop_path_rate=0.0, numerics="authors"):
         super().__init__()
+        self.numerics = check_numerics(numerics)
+        self.half_pixel = numerics == "authors"
+        nm = numerics
         layers = tuple(int(n) for n in layers)
         if len(layers) != 4 or layers[2] % stage3_parts:
             raise ValueError(f"layers={layers} must have 4 stages and layers[2] divisible by "
@@ -164,11 +176,11 @@ class DualResNet(nn.Cell):
             rates = rates[n:]
 
         self.conv1 = nn.SequentialCell([
-            _conv(in_channels, planes, 3, 2, bias=True), _bn(planes), nn.ReLU(),
-            _conv(planes, planes, 3, 2, bias=True), _bn(planes), nn.ReLU()])
+            _conv(in_channels, planes, 3, 2, bias=True, numerics=nm), _bn(planes), nn.ReLU(),
+            _conv(planes, planes, 3, 2, bias=True, numerics=nm), _bn(planes), nn.ReLU()])
         self.relu = nn.ReLU()
-        self.layer1 = make_layer(BasicBlock, planes, planes, stage_rates[0])
-        self.layer2 = make_layer(BasicBlock, planes, planes * 2, stage_rates[1], stride=2)
+        self.layer1 = make_layer(BasicBlock, planes, planes, stage_rates[0], numerics=nm)
+        self.layer2 = make_layer(BasicBlock, planes, planes * 2, stage_rates[1], stride=2, numerics=nm)
 
         # Fusion stages: (low layer, high layer, low->high compression, high->low down) names.
         suffixes = [""] if stage3_parts == 1 else [f"_{i + 1}" for i in range(stage3_parts)]
@@ -177,23 +189,24 @@ class DualResNet(nn.Cell):
         # Created in the authors' order: low layers, compressions, downs, then high layers.
         for i, (low, _, _, _) in enumerate(self._fusions[:-1]):
             setattr(self, low, make_layer(BasicBlock, planes * 2 if i == 0 else planes * 4,
-                                          planes * 4, stage_rates[2 + i], stride=2 if i == 0 else 1))
-        self.layer4 = make_layer(BasicBlock, planes * 4, planes * 8, stage_rates[-1], stride=2)
+                                          planes * 4, stage_rates[2 + i], stride=2 if i == 0 else 1,
+                                          numerics=nm))
+        self.layer4 = make_layer(BasicBlock, planes * 4, planes * 8, stage_rates[-1], stride=2, numerics=nm)
         for low, _, comp, _ in self._fusions:
             cin = planes * (8 if low == "layer4" else 4)
-            setattr(self, comp, nn.SequentialCell(_conv_bn(cin, high, 1)))
+            setattr(self, comp, nn.SequentialCell(_conv_bn(cin, high, 1, numerics=nm)))
         for _, _, _, down in self._fusions[:-1]:
-            setattr(self, down, nn.SequentialCell(_conv_bn(high, planes * 4, 3, 2)))
-        self.down4 = nn.SequentialCell(_conv_bn(high, planes * 4, 3, 2) + [nn.ReLU()]
-                                       + _conv_bn(planes * 4, planes * 8, 3, 2))
+            setattr(self, down, nn.SequentialCell(_conv_bn(high, planes * 4, 3, 2, nm)))
+        self.down4 = nn.SequentialCell(_conv_bn(high, planes * 4, 3, 2, nm) + [nn.ReLU()]
+                                       + _conv_bn(planes * 4, planes * 8, 3, 2, nm))
         for i, (_, high_name, _, _) in enumerate(self._fusions):
-            setattr(self, high_name, make_layer(BasicBlock, high, high, stage_rates[2 + i]))
+            setattr(self, high_name, make_layer(BasicBlock, high, high, stage_rates[2 + i], numerics=nm))
 
-        self.layer5_ = make_layer(Bottleneck, high, high, [drop_path_rate])
-        self.down5 = nn.SequentialCell(_conv_bn(high * Bottleneck.expansion, planes * 8, 3, 2)
-                                       + [nn.ReLU()] + _conv_bn(planes * 8, planes * 16, 3, 2))
-        self.layer5 = make_layer(Bottleneck, planes * 8, planes * 8, [drop_path_rate])
-        self.last_layer = nn.SequentialCell(_conv_bn(planes * 16, last_planes, 1) + [nn.ReLU()])
+        self.layer5_ = make_layer(Bottleneck, high, high, [drop_path_rate], numerics=nm)
+        self.down5 = nn.SequentialCell(_conv_bn(high * Bottleneck.expansion, planes * 8, 3, 2, nm)
+                                       + [nn.ReLU()] + _conv_bn(planes * 8, planes * 16, 3, 2, nm))
+        self.layer5 = make_layer(Bottleneck, planes * 8, planes * 8, [drop_path_rate], numerics=nm)
+        self.last_layer = nn.SequentialCell(_conv_bn(planes * 16, last_planes, 1, numerics=nm) + [nn.ReLU()])
         self.linear = nn.Dense(last_planes, num_classes)
 
     def construct(self, x):
@@ -204,7 +217,7 @@ class DualResNet(nn.Cell):
             low = getattr(self, low_name)(self.relu(x))
             x_ = getattr(self, high_name)(self.relu(x_))
             x = low + getattr(self, down_name)(self.relu(x_))
-            x_ = x_ + upsample_like(getattr(self, comp_name)(self.relu(low)), x_)
+            x_ = x_ + upsample_like(getattr(self, comp_name)(self.relu(low)), x_, False, self.half_pixel)
         x = self.layer5(self.relu(x)) + self.down5(self.relu(self.layer5_(self.relu(x_))))
         x = self.last_layer(self.relu(x))
         x = ops.mean(x, axis=(2, 3))  # global average pool (AdaptiveAvgPool2d does not export)
@@ -220,8 +233,8 @@ ARCHS = {
 
 
 def build_ddrnet(variant: str, num_classes: int = 1000, drop_path_rate: float = 0.0,
-                 in_channels: int = 3) -> DualResNet:
+                 in_channels: int = 3, numerics: str = "authors") -> DualResNet:
     if variant not in ARCHS:
         raise KeyError(f"unknown DDRNet variant '{variant}', expected one of {sorted(ARCHS)}")
     return DualResNet(**ARCHS[variant], num_classes=num_classes, in_channels=in_channels,
-                      drop_path_rate=drop_path_rate)
+                      drop_path_rate=drop_path_rate, numerics=numerics)

@@ -9,7 +9,7 @@ from models.ddrnet.src.loss import SoftTargetCrossEntropy
 
 def build_net(cfg):
     return create_model(cfg.model.name, num_classes=cfg.model.num_classes,
-                        drop_path_rate=cfg.model.drop_path_rate)
+                        drop_path_rate=cfg.model.drop_path_rate, numerics=cfg.model.numerics)
 
 
 def build_train_data(cfg, dist):

@@ -8,6 +8,11 @@ coarser map is not yet confident. Parameter names are the authors' (``resnet.*``
 ``ra1..ra4.*``) with MindSpore's BatchNorm fields. Every resize is bilinear with
 ``align_corners=True`` as two matmuls (:func:`common.layers.upsample_like`), so the network
 exports to ONNX.
+
+``numerics="oldport"`` reproduces the old MindSpore port (Ascend build, whose weights were
+published) for its weights: a TF-style ``same`` 3x3/2 backbone max-pool (pads only bottom/right
+on even sizes) and the legacy bilinear resize (``align_corners=False, half_pixel_centers=False``)
+everywhere. The port passed (W, H) as the resize size, so it only matches on square inputs.
 """
 import math
 
@@ -15,7 +20,7 @@ from mindspore import nn, ops
 from mindspore.common.initializer import Normal, Uniform, initializer
 
 from common.backbones.resnet import ResNet
-from common.layers import conv2d, upsample_like
+from common.layers import MaxPool2dSame, check_numerics, conv2d, upsample_like
 
 CHANNELS = 64
 # MSCM branches: (kernel of the first conv, dilation of the second 3x3 conv), the authors' values.
@@ -74,13 +79,21 @@ class RAS(nn.Cell):
     first: (score1 from ra1 at C1, score2, score3, score4, score5 from MSCM at C5).
 
     Any input size works (the authors train and test at 352x352). ``frozen_bn`` freezes the
-    backbone's BatchNorms (statistics and affine parameters).
+    backbone's BatchNorms (statistics and affine parameters). ``numerics``: "authors" or
+    "oldport" (see the module docstring).
     """
 
-    def __init__(self, in_channels: int = 3, channels: int = CHANNELS, frozen_bn: bool = False):
+    def __init__(self, in_channels: int = 3, channels: int = CHANNELS, frozen_bn: bool = False,
+                 numerics: str = "authors"):
         super().__init__()
+        self.numerics = check_numerics(numerics)
+        # authors: align_corners=True; old port: legacy mapping (no corners, no half-pixel)
+        self.align_corners = numerics == "authors"
+        self.half_pixel = numerics == "authors"
         # Attribute order = the authors' definition order = their state-dict order.
         self.resnet = ResNet(50, out_indices=(0, 1, 2, 3, 4), frozen_bn=frozen_bn, in_channels=in_channels)
+        if numerics == "oldport":
+            self.resnet.maxpool = MaxPool2dSame(3, 2)  # parameter-free, so names are unchanged
         c1, c2, c3, c4, c5 = (f["channels"] for f in self.resnet.feature_info)
         self.mscm = MSCM(c5, channels)
         self.ra1 = ReverseAttention(c1, channels)
@@ -93,17 +106,19 @@ class RAS(nn.Cell):
             if isinstance(cell, nn.Conv2d):
                 cell.weight.set_data(initializer(Normal(0.01), cell.weight.shape, cell.weight.dtype))
 
+    def _up(self, y, ref):
+        return upsample_like(y, ref, self.align_corners, self.half_pixel)
+
     def construct(self, x):
         c1, c2, c3, c4, c5 = self.resnet(x)
         y5 = self.mscm(c5)
-        y4 = self.ra4(c4, upsample_like(y5, c4, True))
-        y3 = self.ra3(c3, upsample_like(y4, c3, True))
-        y2 = self.ra2(c2, upsample_like(y3, c2, True))
-        y1 = self.ra1(c1, upsample_like(y2, c1, True))
-        return (upsample_like(y1, x, True), upsample_like(y2, x, True), upsample_like(y3, x, True),
-                upsample_like(y4, x, True), upsample_like(y5, x, True))
+        y4 = self.ra4(c4, self._up(y5, c4))
+        y3 = self.ra3(c3, self._up(y4, c3))
+        y2 = self.ra2(c2, self._up(y3, c2))
+        y1 = self.ra1(c1, self._up(y2, c1))
+        return (self._up(y1, x), self._up(y2, x), self._up(y3, x), self._up(y4, x), self._up(y5, x))
 
 
-def build_ras(in_channels: int = 3, frozen_bn: bool = False) -> RAS:
+def build_ras(in_channels: int = 3, frozen_bn: bool = False, numerics: str = "authors") -> RAS:
     """RAS v1 with the authors' 64 head channels: 24,697,989 trainable parameters."""
-    return RAS(in_channels=in_channels, channels=CHANNELS, frozen_bn=frozen_bn)
+    return RAS(in_channels=in_channels, channels=CHANNELS, frozen_bn=frozen_bn, numerics=numerics)

@@ -3,7 +3,8 @@ from common.runner.args import model_defaults
 from common.runner.spec import ModelSpec, QuickRecipe
 from common.tasks.sod import SaliencyOutput
 from models import create_model
-from models.ras.src.convert import HEAD_PREFIXES, KEY_MAPS, detect_layout, to_ours, torchvision_backbone_to_ours
+from models.ras.src.convert import (HEAD_PREFIXES, KEY_MAPS, detect_layout, to_ours,
+                                    torchvision_backbone_to_ours)
 from models.ras.src.data import build_train_dataset, preprocess
 from models.ras.src.loss import RASLoss
 
@@ -13,6 +14,7 @@ DEFAULTS = model_defaults("sod", {
         "name": "ras",
         "in_channels": 3,
         "frozen_bn": False,
+        "numerics": "authors",       # authors | oldport (the old MindSpore port's published weights)
     },
     "data": {
         "train_root": "data/synthetic_sod/train",   # images/ + masks/ (DUTS-TR layout works too)
@@ -27,7 +29,8 @@ DEFAULTS = model_defaults("sod", {
 
 
 def build_net(cfg):
-    return create_model(cfg.model.name, in_channels=cfg.model.in_channels, frozen_bn=cfg.model.frozen_bn)
+    return create_model(cfg.model.name, in_channels=cfg.model.in_channels, frozen_bn=cfg.model.frozen_bn,
+                        numerics=cfg.model.numerics)
 
 
 def pretrained_key_map(params):

@@ -6,6 +6,7 @@ DEFAULTS = model_defaults("sod", {
     "model": {
         "name": "u2netp",            # u2net | u2netp
         "in_channels": 3,
+        "numerics": "authors",       # authors | oldport (the old MindSpore port's published weights)
     },
     "data": {
         "train_root": "data/synthetic_sod/train",   # images/ + masks/ (DUTS-TR layout works too)

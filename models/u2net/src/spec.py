@@ -11,7 +11,8 @@ from models.u2net.src.loss import MultiBCELoss
 
 
 def build_net(cfg):
-    return create_model(cfg.model.name, in_channels=cfg.model.in_channels, return_logits=True)
+    return create_model(cfg.model.name, in_channels=cfg.model.in_channels, return_logits=True,
+                        numerics=cfg.model.numerics)
 
 
 def build_train_data(cfg, dist):

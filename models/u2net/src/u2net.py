@@ -5,10 +5,13 @@ PyTorch weights load after renaming the BatchNorm fields. Every operator exports
 bilinear upsampling is :func:`common.layers.upsample_like` (two matmuls) and the ceil-mode
 2x2/2 max-pool is :class:`common.layers.MaxPool2dCeil` (MindSpore's ``pad_mode="same"``, which
 equals PyTorch's ``ceil_mode=True`` when kernel = stride).
+
+``numerics="oldport"`` swaps in the old MindSpore port's ops, for its published weights: floor
+(VALID) pooling and the legacy bilinear resize (``half_pixel_centers=False``).
 """
 from mindspore import nn, ops
 
-from common.layers import MaxPool2dCeil, conv2d, upsample_like
+from common.layers import check_numerics, conv2d, max_pool_2x2, upsample_like
 
 
 class REBNCONV(nn.Cell):
@@ -33,7 +36,8 @@ class RSU(nn.Cell):
     Decoder level i concatenates (deeper decoder output, encoder level i) as the authors do.
     """
 
-    def __init__(self, height: int, in_ch: int, mid_ch: int, out_ch: int, dilated: bool = False):
+    def __init__(self, height: int, in_ch: int, mid_ch: int, out_ch: int, dilated: bool = False,
+                 numerics: str = "authors"):
         super().__init__()
         if height < 2:
             raise ValueError(f"RSU height must be >= 2, got {height}")
@@ -54,7 +58,8 @@ class RSU(nn.Cell):
             setattr(self, f"rebnconv{i}d", REBNCONV(2 * mid_ch, cout, dilations[i - 1]))
         self.encoder = tuple(getattr(self, f"rebnconv{i}") for i in range(1, height + 1))
         self.decoder = tuple(getattr(self, f"rebnconv{i}d") for i in range(height - 1, 0, -1))
-        self.pool = MaxPool2dCeil(2, 2)
+        self.pool = max_pool_2x2(numerics)
+        self.half_pixel = check_numerics(numerics) == "authors"
         self.cat = ops.Concat(axis=1)
 
     def construct(self, x):
@@ -70,15 +75,15 @@ class RSU(nn.Cell):
             level = self.height - 2 - j  # 0-based encoder level this decoder step joins
             hx = self.decoder[j](self.cat((hx, skips[level])))
             if level > 0 and self.pooled[level - 1]:
-                hx = upsample_like(hx, skips[level - 1])
+                hx = upsample_like(hx, skips[level - 1], False, self.half_pixel)
         return hx + hxin
 
 
 class RSU4F(RSU):
     """RSU of height 4 with dilations 1, 2, 4, 8 and no pooling."""
 
-    def __init__(self, in_ch: int, mid_ch: int, out_ch: int):
-        super().__init__(4, in_ch, mid_ch, out_ch, dilated=True)
+    def __init__(self, in_ch: int, mid_ch: int, out_ch: int, numerics: str = "authors"):
+        super().__init__(4, in_ch, mid_ch, out_ch, dilated=True, numerics=numerics)
 
 
 # (name, height or "F", in, mid, out) for stage1..6 then stage5d..1d, the authors' order.
@@ -96,8 +101,10 @@ U2NETP_STAGES = (
 )
 
 
-def _rsu(height, in_ch, mid_ch, out_ch):
-    return RSU4F(in_ch, mid_ch, out_ch) if height == "F" else RSU(height, in_ch, mid_ch, out_ch)
+def _rsu(height, in_ch, mid_ch, out_ch, numerics):
+    if height == "F":
+        return RSU4F(in_ch, mid_ch, out_ch, numerics)
+    return RSU(height, in_ch, mid_ch, out_ch, numerics=numerics)
 
 
 class U2Net(nn.Cell):
@@ -106,18 +113,20 @@ class U2Net(nn.Cell):
     ``construct`` returns seven maps at the input size, fused first: (d0, d1, ..., d6), passed
     through a sigmoid unless ``return_logits`` (use logits with a BCE-with-logits loss).
     Inputs of any size work; sizes not divisible by 32 behave like the authors' ceil-mode pools.
+    ``numerics``: "authors" (PyTorch ops) or "oldport" (the old MindSpore port's, see above).
     """
 
     def __init__(self, stages: tuple, in_channels: int = 3, out_channels: int = 1,
-                 return_logits: bool = False):
+                 return_logits: bool = False, numerics: str = "authors"):
         super().__init__()
+        self.numerics = check_numerics(numerics)
         if len(stages) != 11:
             raise ValueError(f"U2Net needs 6 encoder + 5 decoder stage specs, got {len(stages)}")
         stages = list(stages)
         name, height, _, mid, out = stages[0]
         stages[0] = (name, height, in_channels, mid, out)
         for name, height, cin, mid, cout in stages:
-            setattr(self, name, _rsu(height, cin, mid, cout))
+            setattr(self, name, _rsu(height, cin, mid, cout, numerics))
         self.encoder = tuple(getattr(self, s[0]) for s in stages[:6])
         self.decoder = tuple(getattr(self, s[0]) for s in stages[6:])
         # Side heads read stage1d..stage4d, stage5d and stage6 (in that order: side1..side6).
@@ -127,7 +136,8 @@ class U2Net(nn.Cell):
         self.outconv = conv2d(6 * out_channels, out_channels, 1)
         self.sides = tuple(getattr(self, f"side{i}") for i in range(1, 7))
         self.return_logits = return_logits
-        self.pool = MaxPool2dCeil(2, 2)
+        self.pool = max_pool_2x2(numerics)
+        self.half_pixel = numerics == "authors"
         self.cat = ops.Concat(axis=1)
         self.sigmoid = ops.Sigmoid()
 
@@ -142,12 +152,13 @@ class U2Net(nn.Cell):
         hx = feats[5]
         dec = (hx,)  # stage6, stage5d, ..., stage1d
         for j in range(5):
-            hx = self.decoder[j](self.cat((upsample_like(hx, feats[4 - j]), feats[4 - j])))
+            up = upsample_like(hx, feats[4 - j], False, self.half_pixel)
+            hx = self.decoder[j](self.cat((up, feats[4 - j])))
             dec = dec + (hx,)
         d1 = self.sides[0](dec[5])
         maps = (d1,)
         for i in range(1, 6):
-            maps = maps + (upsample_like(self.sides[i](dec[5 - i]), d1),)
+            maps = maps + (upsample_like(self.sides[i](dec[5 - i]), d1, False, self.half_pixel),)
         d0 = self.outconv(self.cat(maps))
         out = (d0,) + maps
         if self.return_logits:
@@ -159,10 +170,10 @@ class U2Net(nn.Cell):
 
 
 def build_u2net(variant: str = "u2net", in_channels: int = 3, out_channels: int = 1,
-                return_logits: bool = False) -> U2Net:
+                return_logits: bool = False, numerics: str = "authors") -> U2Net:
     """Build ``u2net`` (44.0 M parameters) or ``u2netp`` (1.13 M)."""
     table = {"u2net": U2NET_STAGES, "u2netp": U2NETP_STAGES}
     if variant not in table:
         raise ValueError(f"unknown U-2-Net variant '{variant}', expected one of {sorted(table)}")
     return U2Net(table[variant], in_channels=in_channels, out_channels=out_channels,
-                 return_logits=return_logits)
+                 return_logits=return_logits, numerics=numerics)
