@@ -8,7 +8,7 @@ import importlib
 
 import common  # noqa: F401  (sets the CPU kernel environment before MindSpore runs)
 
-_MODEL_PACKAGES = ("models.u2net", "models.ddrnet", "models.ras", "models.refinedet")
+_MODEL_PACKAGES = ("models.u2net", "models.ddrnet", "models.ras", "models.refinedet", "models.refinenet")
 _REGISTRY = {}
 _TORCH_KEY_MAPS = {}
 _SPECS = {}          # registry name -> ModelSpec (common/runner/spec.py)
