@@ -2,7 +2,7 @@
 
 ``num_classes`` counts the background: 81 for COCO (the default), 21 for VOC.
 """
-from models import register_model
+from models import register_model, register_spec
 from models.refinedet.src import DEFAULT_NUM_CLASSES, RefineDet, build_refinedet
 
 
@@ -26,3 +26,8 @@ def refinedet320_resnet101(num_classes: int = DEFAULT_NUM_CLASSES, frozen_bn: bo
 def refinedet512_resnet101(num_classes: int = DEFAULT_NUM_CLASSES, frozen_bn: bool = False,
                            stride_in_1x1: bool = False) -> RefineDet:
     return build_refinedet("refinedet512_resnet101", num_classes, frozen_bn, stride_in_1x1)
+
+
+from models.refinedet.src.spec import SPEC  # the variants above must exist first
+
+register_spec(SPEC)

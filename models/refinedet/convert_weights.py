@@ -1,0 +1,9 @@
+"""Convert RefineDet weights of another layout (authors' PyTorch, old MindSpore port) to ours.
+
+    python models/refinedet/convert_weights.py --src FILE --variant NAME --out OUT.ckpt
+"""
+from common.runner import main
+from models.refinedet.src.spec import SPEC
+
+if __name__ == "__main__":
+    main("convert_weights", SPEC)
