@@ -70,12 +70,20 @@ stop_groups() {
     for pid in "$@"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
     for ((t = 0; t < GRACE * 4; t++)); do
         local alive=0
-        for pid in "$@"; do if kill -0 "$pid" 2>/dev/null; then alive=1; fi; done
+        for pid in "$@"; do if kill -0 "$pid" 2>/dev/null && ! is_zombie "$pid"; then alive=1; fi; done
         [ $alive = 1 ] || return 0
         sleep 0.25
     done
     for pid in "$@"; do kill -KILL -- "-$pid" 2>/dev/null || true; done
+    for ((t = 0; t < 40; t++)); do  # SIGKILL is asynchronous: leave only once they are gone
+        local alive=0
+        for pid in "$@"; do if kill -0 "$pid" 2>/dev/null && ! is_zombie "$pid"; then alive=1; fi; done
+        [ $alive = 1 ] || return 0
+        sleep 0.25
+    done
 }
+
+is_zombie() { [ "$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null)" = Z ]; }
 
 run_rank_table() {
     require_file "$TABLE" "rank table"

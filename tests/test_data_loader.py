@@ -67,13 +67,13 @@ def test_shards_disjoint_and_cover():
         ds = build_dataset(IndexSource(11), None, ["index"], batch_size=2, num_shards=3, shard_id=shard,
                            drop_remainder=False, seed=4)
         seen.append(np.concatenate(collect(ds)[0]).tolist())
-    assert sorted(sum(seen, [])) == list(range(11))
+    assert sorted(i for s in seen for i in s) == list(range(11))
     even = []
     for shard in range(3):
         ds = build_dataset(IndexSource(11), None, ["index"], batch_size=3, num_shards=3, shard_id=shard,
                            seed=4)
         even.append(np.concatenate(collect(ds)[0]).tolist())
-    assert [len(e) for e in even] == [3, 3, 3] and len(set(sum(even, []))) == 9
+    assert [len(e) for e in even] == [3, 3, 3] and len({i for e in even for i in e}) == 9
 
 
 def test_deterministic_across_workers_and_epochs():

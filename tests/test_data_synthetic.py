@@ -8,9 +8,16 @@ import pytest
 from PIL import Image
 from scipy.io import savemat
 
-from common.data import (CocoDetection, DatasetError, ImageFolderDataset, SODDataset, VOCDetection,
-                         VOCSegDataset)
-from common.data import synthetic, voc_tools
+from common.data import (
+    CocoDetection,
+    DatasetError,
+    ImageFolderDataset,
+    SODDataset,
+    VOCDetection,
+    VOCSegDataset,
+    synthetic,
+    voc_tools,
+)
 from common.data.synthetic_draw import class_look
 
 

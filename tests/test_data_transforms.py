@@ -4,9 +4,21 @@ import numpy as np
 import pytest
 
 from common.data.synthetic_draw import polygon_mask, shape_polygon
-from common.data.transforms import (CenterCrop, Compose, Normalize, PadToSize, RandomCrop,
-                                    RandomHorizontalFlip, RandomRotation, RandomRotation90, RandomScale,
-                                    RandomVerticalFlip, Resize, ToCHW, rotate90)
+from common.data.transforms import (
+    CenterCrop,
+    Compose,
+    Normalize,
+    PadToSize,
+    RandomCrop,
+    RandomHorizontalFlip,
+    RandomRotation,
+    RandomRotation90,
+    RandomScale,
+    RandomVerticalFlip,
+    Resize,
+    ToCHW,
+    rotate90,
+)
 from common.data.transforms_det import Expand, MinIoURandomCrop, PhotometricDistort
 
 RED = (230, 20, 20)

@@ -4,8 +4,14 @@ import pytest
 from PIL import Image
 
 from common.data.randaugment import OPS_INCREASING, OPS_PLAIN, RandAugment, parse_config
-from common.data.transforms_cls import (MixupCutmix, RandomErasing, RandomResizedCrop, ResizeCenterCrop,
-                                        imagenet_eval_transform, imagenet_train_transform)
+from common.data.transforms_cls import (
+    MixupCutmix,
+    RandomErasing,
+    RandomResizedCrop,
+    ResizeCenterCrop,
+    imagenet_eval_transform,
+    imagenet_train_transform,
+)
 
 
 def noise_image(h=120, w=160, seed=0):

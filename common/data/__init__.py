@@ -13,6 +13,16 @@ from .sod import SODDataset
 from .voc_seg import VOC_CLASSES, VOC_SEG_CLASSES, VOCSegDataset
 
 __all__ = [
-    "CocoDetection", "ConcatSource", "DatasetError", "ImageFolderDataset", "SODDataset", "TxtDetection",
-    "VOCDetection", "VOCSegDataset", "VOC_CLASSES", "VOC_SEG_CLASSES", "build_dataset", "read_class_list",
+    "VOC_CLASSES",
+    "VOC_SEG_CLASSES",
+    "CocoDetection",
+    "ConcatSource",
+    "DatasetError",
+    "ImageFolderDataset",
+    "SODDataset",
+    "TxtDetection",
+    "VOCDetection",
+    "VOCSegDataset",
+    "build_dataset",
+    "read_class_list",
 ]

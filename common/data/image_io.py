@@ -80,7 +80,7 @@ def preview(names, limit=5):
     return f"{shown}{more} ({len(names)} in total)"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _flat_palette():
     return voc_palette().reshape(-1).tolist()
 

@@ -32,8 +32,16 @@ import cv2
 import numpy as np
 
 from .image_io import write_palette_png
-from .synthetic_draw import (SHAPE_KINDS, background, class_look, image_size, paint, place_shapes,
-                             polygon_mask, shape_polygon)
+from .synthetic_draw import (
+    SHAPE_KINDS,
+    background,
+    class_look,
+    image_size,
+    paint,
+    place_shapes,
+    polygon_mask,
+    shape_polygon,
+)
 from .voc_seg import VOC_CLASSES
 
 DEFAULTS = {  # format: (image height, number of classes)

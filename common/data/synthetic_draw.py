@@ -76,4 +76,4 @@ def place_shapes(rng, height, width, count, radius_range, margin=4, max_tries=50
 
 def image_size(rng, size):
     """(height, width): height = size, width varies +-25 % (even), like real photo collections."""
-    return size, int(round(size * rng.uniform(0.75, 1.33) / 2)) * 2
+    return size, round(size * rng.uniform(0.75, 1.33) / 2) * 2

@@ -37,15 +37,15 @@ class RandomResizedCrop:
         for _ in range(10):
             target = area * rng.uniform(*self.scale)
             aspect = math.exp(rng.uniform(*log_ratio))
-            w = int(round(math.sqrt(target * aspect)))
-            h = int(round(math.sqrt(target / aspect)))
+            w = round(math.sqrt(target * aspect))
+            h = round(math.sqrt(target / aspect))
             if 0 < w <= width and 0 < h <= height:
                 return int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1)), h, w
         in_ratio = width / height
         if in_ratio < min(self.ratio):
-            w, h = width, int(round(width / min(self.ratio)))
+            w, h = width, round(width / min(self.ratio))
         elif in_ratio > max(self.ratio):
-            h, w = height, int(round(height * max(self.ratio)))
+            h, w = height, round(height * max(self.ratio))
         else:
             h, w = height, width
         return (height - h) // 2, (width - w) // 2, h, w
@@ -74,7 +74,7 @@ class ResizeCenterCrop:
         else:
             nh, nw = int(self.scale_size * h / w), self.scale_size
         image = resize_pil(image, nw, nh, self.interpolation)
-        top, left = int(round((nh - self.size) / 2)), int(round((nw - self.size) / 2))
+        top, left = round((nh - self.size) / 2), round((nw - self.size) / 2)
         out = dict(sample)
         out["image"] = np.ascontiguousarray(image[top:top + self.size, left:left + self.size])
         return out
@@ -103,8 +103,8 @@ class RandomErasing:
             for _attempt in range(10):
                 target = rng.uniform(self.min_area, self.max_area) * area / self.count
                 aspect = math.exp(rng.uniform(*self.log_aspect))
-                h = int(round(math.sqrt(target * aspect)))
-                w = int(round(math.sqrt(target / aspect)))
+                h = round(math.sqrt(target * aspect))
+                w = round(math.sqrt(target / aspect))
                 if w < width and h < height:
                     top, left = int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1))
                     shape = {"pixel": (h, w, channels), "rand": (1, 1, channels)}.get(self.mode)
