@@ -127,6 +127,33 @@ def torch_to_mindspore_names(state_dict_):
     return out
 
 
+TORCH_WRAPPER_KEYS = ("state_dict", "model", "net", "network")
+
+
+def strip_prefixes(params, prefixes=("module.", "network.", "model.", "net.")):
+    """Remove any chain of the given prefixes from every key (foreign layouts' wrappers)."""
+    out = {}
+    for key, value in params.items():
+        stripped = True
+        while stripped:
+            stripped = False
+            for prefix in prefixes:
+                if key.startswith(prefix):
+                    key, stripped = key[len(prefix):], True
+        out[key] = value
+    return out
+
+
+def unwrap_torch_checkpoint(obj):
+    """The state dict inside a training checkpoint such as ``{"state_dict": {...}, "epoch": 3}``."""
+    while isinstance(obj, dict):
+        inner = next((obj[k] for k in TORCH_WRAPPER_KEYS if isinstance(obj.get(k), dict)), None)
+        if inner is None:
+            break
+        obj = inner
+    return obj
+
+
 def strip_wrapper_prefixes(params, known_names, prefixes=WRAPPER_PREFIXES):
     """Remove wrapper prefixes (``network.``, ``model.``, ...) from keys the network lacks."""
     out = {}

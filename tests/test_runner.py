@@ -234,3 +234,19 @@ def test_export_into_an_unwritable_folder_names_the_folder_and_the_cause(tmp_pat
     message = str(exit_info.value.code) + capsys.readouterr().err
     assert f"cannot write the export into folder {blocker / 'sub'}" in message
     assert "Not a directory" in message
+
+
+def test_infer_onnx_scores_at_the_onnx_files_size(tmp_path, capsys):
+    spec = get_spec("u2netp")
+    root = tmp_path / "set"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    Image.fromarray(np.full((20, 30, 3), 120, np.uint8)).save(root / "images/a.png")
+    Image.fromarray(np.zeros((20, 30), np.uint8)).save(root / "masks/a.png")
+    ckpt, onnx = tmp_path / "w.ckpt", tmp_path / "m.onnx"
+    save_checkpoint(create_model("u2netp"), ckpt)
+    cfg = [f"output_dir={tmp_path / 'run'}", f"test.root={root}", "mode=pynative"]
+    _run("export", spec, [*cfg, "--ckpt_file", ckpt, "--file_name", onnx, "export.size=32"])
+    _run("infer_onnx", spec, [*cfg, "--onnx_file", onnx, "test.size=48"])
+    assert "takes (32, 32) inputs but the config's inference size is (48, 48)" in capsys.readouterr().err
+    assert _metrics(tmp_path / "run/eval_results_onnx.json", "sod")["num_images"] == 1

@@ -75,18 +75,8 @@ def infer_onnx(spec, argv=None):
         if tuple(shape[2:]) != tuple(want):
             print(f"warning: {args.onnx_file} takes {tuple(shape[2:])} inputs but the config's inference "
                   f"size is {tuple(want)}; scoring at the ONNX file's size", file=sys.stderr)
-            cfg = _with_size(spec, cfg, tuple(shape[2:]))
+            cfg = get_task(spec.task).with_input_size(spec, cfg, tuple(shape[2:]))
     return get_task(spec.task).evaluate(spec, cfg, onnx_predictor(session), "onnx")
-
-
-def _with_size(spec, cfg, size):
-    from common.config import ConfigError
-
-    hook = spec.hooks.get("set_input_size")
-    if hook is None:
-        raise ConfigError(f"the ONNX file's input size {size} differs from the config's and "
-                          f"models/{spec.folder} cannot change it: set the size in the config")
-    return hook(cfg, size)
 
 
 def predict(spec, argv=None):

@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from common.config import ConfigError
 from common.data.errors import DatasetError
 from common.data.image_io import IMAGE_EXTENSIONS, read_image
 
@@ -38,6 +39,13 @@ class Task:
     def input_size(self, spec, cfg):
         """(H, W) the deployed network takes (also the export size)."""
         raise NotImplementedError
+
+    def with_input_size(self, spec, cfg, size):
+        """``cfg`` evaluating at ``size`` = (H, W) (an ONNX file fixed to another size)."""
+        hook = spec.hooks.get("set_input_size")
+        if hook is None:
+            raise ConfigError(f"models/{spec.folder} cannot evaluate at {size}: set the size in the config")
+        return hook(cfg, size)
 
     def data_path_overrides(self, path):
         """Config overrides that make ``--data_path PATH`` the split to score."""
@@ -152,3 +160,9 @@ def predict_loop(items, handle, desc="predict"):
             continue
         written[str(file)] = [str(p) for p in handle(file, name, image)]
     return written, skipped
+
+
+def square_size(size, what):
+    if size[0] != size[1]:
+        raise ConfigError(f"{what} takes square inputs, got {tuple(size)}")
+    return int(size[0])

@@ -18,7 +18,7 @@ from common.data.transforms_cls import imagenet_eval_transform
 from common.infer310 import InputWriter
 from common.metrics import write_json
 from common.metrics.classification import TopKAccuracy
-from common.tasks.base import Task, check_finite, predict_loop, write_image
+from common.tasks.base import Task, check_finite, predict_loop, square_size, write_image
 
 _JSON = {"eval": "eval_results.json", "onnx": "eval_results_onnx.json", "310": "eval_results_310.json"}
 
@@ -87,6 +87,10 @@ class ClassificationTask(Task):
 
     def input_size(self, spec, cfg):
         return (cfg.data.image_size, cfg.data.image_size)
+
+    def with_input_size(self, spec, cfg, size):
+        cfg.data.image_size = square_size(size, f"models/{spec.folder} evaluation (data.image_size)")
+        return cfg
 
     def data_path_overrides(self, path):
         path = Path(path)

@@ -21,7 +21,7 @@ from common.data.sod import SODDataset
 from common.infer310 import InputWriter
 from common.metrics import write_json
 from common.metrics.sod import SODMetric
-from common.tasks.base import Task, check_finite, predict_loop, staged_folder, write_image
+from common.tasks.base import Task, check_finite, predict_loop, square_size, staged_folder, write_image
 
 RESULT_NAMES = {
     "max_f": "max F-measure (beta^2 = 0.3) - U-2-Net paper metric",
@@ -129,6 +129,10 @@ class SODTask(Task):
 
     def input_size(self, spec, cfg):
         return (cfg.test.size, cfg.test.size)
+
+    def with_input_size(self, spec, cfg, size):
+        cfg.test.size = square_size(size, f"models/{spec.folder} evaluation (test.size)")
+        return cfg
 
     def data_path_overrides(self, path):
         return [f"test.root={path}"]

@@ -17,34 +17,9 @@ Each map is a plain function {name: array} -> {name: array}, usable as ``key_map
 """
 import numpy as np
 
-from common.checkpoint import split_state, torch_to_mindspore_names
+from common.checkpoint import split_state, strip_prefixes, torch_to_mindspore_names, unwrap_torch_checkpoint
 
 STEM_BIASES = ("conv1.0.bias", "conv1.3.bias")
-_TORCH_WRAPPER_KEYS = ("state_dict", "model", "net", "network")
-_PREFIXES = ("module.", "model.", "network.", "net.")
-
-
-def _strip_prefixes(params, prefixes=_PREFIXES):
-    out = {}
-    for key, value in params.items():
-        stripped = True
-        while stripped:
-            stripped = False
-            for prefix in prefixes:
-                if key.startswith(prefix):
-                    key, stripped = key[len(prefix):], True
-        out[key] = value
-    return out
-
-
-def unwrap_torch_checkpoint(obj):
-    """The state dict inside a training checkpoint such as ``{"state_dict": {...}, "epoch": 3}``."""
-    while isinstance(obj, dict):
-        inner = next((obj[k] for k in _TORCH_WRAPPER_KEYS if isinstance(obj.get(k), dict)), None)
-        if inner is None:
-            break
-        obj = inner
-    return obj
 
 
 def detect_layout(params):
@@ -62,13 +37,13 @@ def detect_layout(params):
 
 def authors_to_ours(state_dict):
     """Authors' PyTorch state dict -> our names (BN fields renamed, prefixes stripped)."""
-    state_dict = _strip_prefixes(unwrap_torch_checkpoint(state_dict), ("module.",))
+    state_dict = strip_prefixes(unwrap_torch_checkpoint(state_dict), ("module.",))
     return torch_to_mindspore_names(state_dict)
 
 
 def missing_stem_biases(params):
     """Stem biases the checkpoint lacks (the old port's stem convs had none)."""
-    names = set(_strip_prefixes(params))
+    names = set(strip_prefixes(params))
     return [b for b in STEM_BIASES if b not in names and b.replace(".bias", ".weight") in names]
 
 
@@ -76,7 +51,7 @@ def old_port_to_ours(params):
     """Old MindSpore port checkpoint -> our names: optimizer state and ``model.`` prefix
     dropped, zero biases added for the stem convolutions."""
     weights, _ = split_state(params)
-    weights = _strip_prefixes(weights)
+    weights = strip_prefixes(weights)
     for bias in missing_stem_biases(weights):
         out_channels = np.shape(weights[bias.replace(".bias", ".weight")])[0]
         weights[bias] = np.zeros((out_channels,), np.float32)

@@ -17,13 +17,6 @@ def build_train_data(cfg, dist):
                                cfg.train.num_workers, cfg.seed)
 
 
-def set_input_size(cfg, size):
-    if size[0] != size[1]:
-        raise ValueError(f"DDRNet is evaluated at square crops, got {size}")
-    cfg.data.image_size = int(size[0])
-    return cfg
-
-
 SPEC = ModelSpec(
     folder="ddrnet",
     task="classification",
@@ -33,7 +26,6 @@ SPEC = ModelSpec(
     build_loss=lambda cfg: SoftTargetCrossEntropy(),
     build_train_data=build_train_data,
     paper_metric="top1",
-    hooks={"set_input_size": set_input_size},
     key_maps=KEY_MAPS,
     detect_layout=detect_layout,
     quick=QuickRecipe(

@@ -22,11 +22,10 @@ Every map is a plain function {name: array} -> {name: array}, usable as ``key_ma
 import re
 
 from common.backbones.resnet import torchvision_resnet_key_map
-from common.checkpoint import CheckpointError, split_state, torch_to_mindspore_names
+from common.checkpoint import (CheckpointError, split_state, strip_prefixes, torch_to_mindspore_names,
+                               unwrap_torch_checkpoint)
 
 HEAD_PREFIXES = ("mscm.", "ra1.", "ra2.", "ra3.", "ra4.")
-_TORCH_WRAPPER_KEYS = ("state_dict", "model", "net", "network")
-_PREFIXES = ("module.", "network.", "model.", "net.")
 # (pattern, replacement) applied in order to the old port's names (after its prefix is removed).
 OLD_PORT_RENAMES = (
     (re.compile(r"^resnet\.(layer[1-4]\.0)\.down_sample_layer\."), r"resnet.\1.downsample."),
@@ -36,32 +35,9 @@ OLD_PORT_RENAMES = (
 )
 
 
-def _strip_prefixes(params, prefixes=_PREFIXES):
-    out = {}
-    for key, value in params.items():
-        stripped = True
-        while stripped:
-            stripped = False
-            for prefix in prefixes:
-                if key.startswith(prefix):
-                    key, stripped = key[len(prefix):], True
-        out[key] = value
-    return out
-
-
-def unwrap_torch_checkpoint(obj):
-    """The state dict inside a training checkpoint such as ``{"state_dict": {...}, "epoch": 3}``."""
-    while isinstance(obj, dict):
-        inner = next((obj[k] for k in _TORCH_WRAPPER_KEYS if isinstance(obj.get(k), dict)), None)
-        if inner is None:
-            break
-        obj = inner
-    return obj
-
-
 def detect_layout(params):
     """'authors' (PyTorch BatchNorm names), 'oldport' (the old MindSpore port's names) or 'ours'."""
-    keys = list(_strip_prefixes(split_state(unwrap_torch_checkpoint(params))[0]))
+    keys = list(strip_prefixes(split_state(unwrap_torch_checkpoint(params))[0]))
     if any(k.endswith((".running_mean", ".running_var", ".num_batches_tracked")) for k in keys):
         return "authors"
     old = ("down_sample_layer.", "mscm.conv.", "mscm.conv_end.")
@@ -76,7 +52,7 @@ def detect_layout(params):
 
 def authors_to_ours(state_dict):
     """Authors' PyTorch state dict -> our names (BN fields renamed, ``module.`` stripped)."""
-    state_dict = _strip_prefixes(unwrap_torch_checkpoint(state_dict), ("module.",))
+    state_dict = strip_prefixes(unwrap_torch_checkpoint(state_dict), ("module.",))
     return torch_to_mindspore_names(state_dict)
 
 
@@ -84,7 +60,7 @@ def old_port_to_ours(params):
     """Old MindSpore port checkpoint -> our names (optimizer state and ``network.`` dropped)."""
     weights, _ = split_state(params)
     out = {}
-    for key, value in _strip_prefixes(weights).items():
+    for key, value in strip_prefixes(weights).items():
         for pattern, repl in OLD_PORT_RENAMES:
             key = pattern.sub(repl, key)
         out[key] = value
@@ -93,12 +69,12 @@ def old_port_to_ours(params):
 
 def ours_to_ours(params):
     """Our own checkpoints: only wrapper prefixes and optimizer state are removed."""
-    return _strip_prefixes(split_state(params)[0])
+    return strip_prefixes(split_state(params)[0])
 
 
 def torchvision_backbone_to_ours(state_dict):
     """torchvision ImageNet ResNet-50 -> ``resnet.*`` (classifier ``fc`` dropped)."""
-    params = torchvision_resnet_key_map(_strip_prefixes(unwrap_torch_checkpoint(state_dict), ("module.",)))
+    params = torchvision_resnet_key_map(strip_prefixes(unwrap_torch_checkpoint(state_dict), ("module.",)))
     return {f"resnet.{k}": v for k, v in params.items()}
 
 

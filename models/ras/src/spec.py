@@ -42,13 +42,6 @@ def pretrained_key_map(params):
     return torchvision_backbone_to_ours(params)
 
 
-def set_input_size(cfg, size):
-    if size[0] != size[1]:
-        raise ValueError(f"RAS is evaluated at square sizes here, got {size}")
-    cfg.test.size = int(size[0])
-    return cfg
-
-
 SPEC = ModelSpec(
     folder="ras",
     task="sod",
@@ -60,8 +53,7 @@ SPEC = ModelSpec(
                                                            cfg.train.num_workers, cfg.seed),
     deploy=lambda net, cfg: SaliencyOutput(net, 0),    # the finest map (the authors' score1)
     paper_metric="mean_image_adaptive_f",
-    hooks={"preprocess": lambda image, size, cfg: preprocess(image, size, cfg.data.oldport_double_normalise),
-           "set_input_size": set_input_size},
+    hooks={"preprocess": lambda image, size, cfg: preprocess(image, size, cfg.data.oldport_double_normalise)},
     key_maps=KEY_MAPS,
     detect_layout=detect_layout,
     pretrained_key_map=pretrained_key_map,

@@ -23,13 +23,6 @@ def detect_layout(params):
     return "authors" if any(k.endswith(".running_mean") for k in params) else "ours"
 
 
-def set_input_size(cfg, size):
-    if size[0] != size[1]:
-        raise ValueError(f"U-2-Net is evaluated at square sizes, got {size}")
-    cfg.test.size = int(size[0])
-    return cfg
-
-
 SPEC = ModelSpec(
     folder="u2net",
     task="sod",
@@ -41,7 +34,7 @@ SPEC = ModelSpec(
     deploy=lambda net, cfg: SaliencyOutput(net, 0),  # the fused map; build_net gives logits
     paper_metric="max_f",
     hooks={"preprocess": lambda image, size, cfg: preprocess(image, size[0]),
-           "postprocess": postprocess, "set_input_size": set_input_size},
+           "postprocess": postprocess},
     key_maps={"authors": torch_to_mindspore_names},
     detect_layout=detect_layout,
     read_weights={".onnx": convert_onnx_params},
