@@ -50,8 +50,8 @@ ENGINE_DEFAULTS = {
     "output_dir": "outputs/run",
     "train": {
         "epochs": 1,
-        "iters": Opt(int),           # total iterations instead of epochs (the last epoch may end
-                                     # early); lr.milestones / lr.warmup_iters then count iterations
+        "iters": Opt(int),           # total iterations instead of epochs (unset/0: use epochs); the
+                                     # last epoch may end early; lr.milestones/warmup_iters count iters
         "batch_size": 2,             # per device
         "num_workers": 2,
         "log_interval": 10,          # steps; loss/LR/finite flag are read from the device only here

@@ -2,10 +2,9 @@ import math
 import os
 import signal
 
+import mindspore as ms
 import numpy as np
 import pytest
-
-import mindspore as ms
 from mindspore import nn
 
 from common.checkpoint import read_checkpoint, state_dict
@@ -167,6 +166,7 @@ def test_weight_ema_follows_the_formula_and_resumes(tmp_path):
 
     class Snap(Callback):
         def on_step_end(self, trainer, info):
+            trainer.sync()  # the step runs asynchronously: wait before reading weights
             snapshots.append(state_dict(trainer.network)["fc.weight"])
 
     def make(out, callbacks=()):

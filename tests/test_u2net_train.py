@@ -3,10 +3,9 @@ import json
 import subprocess
 import sys
 
+import mindspore as ms
 import numpy as np
 import pytest
-
-import mindspore as ms
 from mindspore import Tensor
 
 from common.config import load_config
@@ -23,25 +22,27 @@ def test_paper_and_old_port_recipes():
     assert (paper.model.name, paper.train.batch_size, paper.optim.name, paper.optim.lr) == ("u2net", 12, "adam", 1e-3)
     assert (paper.data.resize, paper.data.crop, paper.data.hflip, paper.data.vflip) == (320, 288, True, False)
     assert paper.lr.schedule == "constant" and paper.optim.weight_decay == 0.0
-    # 600k iterations over DUTS-TR's 10,553 images at batch 12
-    assert abs(paper.train.epochs * (10553 // 12) - 600_000) < 10553 // 12
+    assert paper.train.iters == 600_000 and paper.ckpt.interval_iters == 50_000   # the paper's count
     small = load_config(DEFAULTS, CONFIGS / "u2netp_1xb12_duts-tr_600k-it_crop288.yaml")
     assert small.model.name == "u2netp" and small.optim.lr == paper.optim.lr
     old = load_config(DEFAULTS, CONFIGS / "u2net_8xb16_duts-tr_ascend_oldport.yaml")
     assert (old.train.batch_size, old.optim.lr, old.amp.init_scale) == (16, 4e-3, 8192.0)
     assert old.data.vflip and old.data.rot90
+    assert not old.train.iters and old.train.epochs == 682            # the old port counted epochs
 
 
-def test_loss_is_the_sum_of_seven_bce_terms():
+def test_loss_is_the_sum_of_seven_named_bce_terms():
     rng = np.random.default_rng(0)
     logits = [rng.standard_normal((2, 1, 8, 8)).astype(np.float32) for _ in range(7)]
     mask = (rng.random((2, 1, 8, 8)) > 0.5).astype(np.float32)
-    got = float(MultiBCELoss()(tuple(Tensor(x) for x in logits), Tensor(mask)).asnumpy())
-    expected = 0.0
+    total, parts = MultiBCELoss()(tuple(Tensor(x) for x in logits), Tensor(mask))
+    expected = []
     for x in logits:  # the authors' form: BCELoss on sigmoid probabilities, mean per output
         p = 1 / (1 + np.exp(-x.astype(np.float64)))
-        expected += float(np.mean(-(mask * np.log(p) + (1 - mask) * np.log(1 - p))))
-    assert got == pytest.approx(expected, rel=1e-5)
+        expected.append(float(np.mean(-(mask * np.log(p) + (1 - mask) * np.log(1 - p)))))
+    assert MultiBCELoss.part_names == ("d0", "d1", "d2", "d3", "d4", "d5", "d6")
+    assert [float(v.asnumpy()) for v in parts] == pytest.approx(expected, rel=1e-5)
+    assert float(total.asnumpy()) == pytest.approx(sum(expected), rel=1e-5)
 
 
 def _run(args, cwd, ok=True):
@@ -69,6 +70,9 @@ def test_entry_points_end_to_end(tmp_path, tiny_sod):
           "train.max_steps_per_epoch=2"], tmp_path)
     saved = (tmp_path / "run/config.yaml").read_text()
     assert "resize: 64" in saved                      # effective config beside the outputs
+    record = json.loads((tmp_path / "run/train_log.jsonl").read_text().splitlines()[-1])
+    assert list(record["parts"]) == ["d0", "d1", "d2", "d3", "d4", "d5", "d6"]
+    assert sum(record["parts"].values()) == pytest.approx(record["loss"], rel=1e-4)
     ckpt = tmp_path / "run/checkpoints/last.ckpt"
     out = _run([str(REPO_ROOT / "models/u2net/eval.py"), "--config", cfg, "--ckpt", str(ckpt), *common],
                tmp_path).stdout
@@ -85,8 +89,8 @@ def test_entry_points_end_to_end(tmp_path, tiny_sod):
     onnx_result = json.loads((tmp_path / "run/eval_results_onnx.json").read_text())
     for key in ("mae", "max_f", "s_measure"):
         assert onnx_result[key] == pytest.approx(ms_result[key], abs=2e-3), key
-    _run([str(REPO_ROOT / "models/u2net/predict.py"), "--model", "u2netp", "--ckpt", str(ckpt), "--input",
-          str(tiny_sod / "test/images"), "--out", str(tmp_path / "pred"), "--size", "64", "--cutout"], tmp_path)
+    _run([str(REPO_ROOT / "models/u2net/predict.py"), "model.name=u2netp", "--ckpt", str(ckpt), "--input",
+          str(tiny_sod / "test/images"), "--out", str(tmp_path / "pred"), "test.size=64", "--cutout"], tmp_path)
     assert len(list((tmp_path / "pred").glob("*_cutout.png"))) == 4
 
 
@@ -134,7 +138,7 @@ def test_310_flow_with_lite_matches_eval(tmp_path, tiny_sod, run_infer_310):
          tmp_path)
     args = " ".join(common)
     run_infer_310(onnx, tmp_path / "data", tmp_path,
-                  postprocess=f"{sys.executable} {REPO_ROOT}/models/u2net/postprocess.py --result_dir $RESULT_DIR {args}",
+                  postprocess=f"{sys.executable} {REPO_ROOT}/models/u2net/postprocess.py --result_dir $RESULT_DIR --data_dir $DATA_DIR {args}",
                   preprocess=f"{sys.executable} {REPO_ROOT}/models/u2net/preprocess.py --output_dir $DATA_DIR {args}")
     assert "max_f" in (tmp_path / "acc.log").read_text()
     ms_result = json.loads((tmp_path / "run/eval_results.json").read_text())

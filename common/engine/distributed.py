@@ -70,3 +70,10 @@ def setup_logging(rank=0, level=logging.INFO):
     logger.setLevel(level)
     logger.propagate = False
     return logger
+
+
+def barrier():
+    """Block until every rank of the default group arrives (used around rank-0 evaluation)."""
+    from mindspore.communication.comm_func import barrier as _barrier
+
+    _barrier()
