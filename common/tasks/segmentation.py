@@ -34,7 +34,7 @@ from common.layers import interp_matrix
 from common.metrics import write_json
 from common.metrics._cli import format_table
 from common.metrics.segmentation import SegmentationMetric
-from common.tasks.base import Task, check_finite, predict_loop, staged_folder, write_image
+from common.tasks.base import Task, check_finite, predict_loop, square_size, staged_folder, write_image
 
 _MEAN = np.asarray(IMAGENET_MEAN, np.float32)
 _STD = np.asarray(IMAGENET_STD, np.float32)
@@ -196,6 +196,10 @@ class SegmentationTask(Task):
 
     def input_size(self, spec, cfg):
         return (cfg.test.size, cfg.test.size)
+
+    def with_input_size(self, spec, cfg, size):
+        cfg.test.size = square_size(size, f"models/{spec.folder} evaluation (test.size)")
+        return cfg
 
     def data_path_overrides(self, path):
         return [f"test.root={path}"]

@@ -1,0 +1,9 @@
+"""Convert RefineNet-101 weights of another layout (authors' PyTorch, old MindSpore port) to ours.
+
+    python models/refinenet/convert_weights.py --src FILE --variant NAME --out OUT.ckpt
+"""
+from common.runner import main
+from models.refinenet.src.spec import SPEC
+
+if __name__ == "__main__":
+    main("convert_weights", SPEC)
