@@ -165,3 +165,157 @@ def test_set_epoch_gives_a_new_reproducible_order_per_fresh_iterator():
     assert sorted(e0) == sorted(e1) == list(range(8))
     assert e0 != e1
     assert order(d, 1) == e1 and order(d, 0) == e0
+
+
+# ------------------------------------------------------------------ padded targets
+class BoxSource:
+    """Sample i has i % 4 boxes (0..3) with coordinates i + row / 10 and labels row + 1."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        rows = i % 4
+        boxes = (i + np.arange(rows, dtype=np.float32)[:, None] / 10) * np.ones((rows, 4), np.float32)
+        return {"image": np.full((3, 4, 4), i, np.float32), "gt_boxes": boxes,
+                "gt_labels": np.arange(1, rows + 1, dtype=np.int32), "index": np.int32(i)}
+
+
+def test_padded_box_batches_have_fixed_shapes_and_the_right_mask():
+    ds_ = build_dataset(BoxSource(8), None, ["image", "gt_boxes", "gt_labels", "index"], batch_size=4,
+                        shuffle=False, pad_columns={"gt_boxes": (2, 4), "gt_labels": (2,)})
+    batches = list(ds_.create_tuple_iterator(num_epochs=1, output_numpy=True))
+    assert len(batches) == 2
+    for image, boxes, labels, index, mask in batches:
+        assert boxes.shape == (4, 2, 4) and labels.shape == (4, 2) and mask.shape == (4, 2)
+        assert boxes.dtype == np.float32 and labels.dtype == np.int32 and mask.dtype == np.float32
+        for b, i in enumerate(index):
+            kept = min(i % 4, 2)                                # 3 boxes -> the first 2 are kept
+            np.testing.assert_array_equal(mask[b], [1.0] * kept + [0.0] * (2 - kept))
+            np.testing.assert_allclose(boxes[b, :kept, 0], i + np.arange(kept) / 10, rtol=1e-6)
+            assert (boxes[b, kept:] == 0).all() and labels[b].tolist() == list(range(1, kept + 1)) + [0] * (2 - kept)
+
+
+def test_dropped_boxes_are_warned_about_by_sample(caplog):
+    import logging
+
+    from common.data.batching import PadToFixed
+
+    logging.getLogger("zoo").propagate = True
+    caplog.set_level(logging.WARNING, logger="zoo")
+    pad = PadToFixed({"gt_boxes": (4,), "gt_labels": ()}, 2)
+    out = pad(BoxSource(8)[3], where="img3.jpg")
+    assert out["gt_boxes"].shape == (2, 4) and pad.dropped == 1
+    assert "img3.jpg has 3 boxes: keeping the first 2" in caplog.text
+    with pytest.raises(ValueError, match="different row counts"):
+        pad({"gt_boxes": np.zeros((2, 4)), "gt_labels": np.zeros(3)})
+
+
+def test_padded_batches_compile_the_step_once():
+    import mindspore as ms
+    from mindspore.graph import api
+
+    ms.set_device("CPU")
+    ds_ = build_dataset(BoxSource(12), None, ["image", "gt_boxes", "gt_labels"], batch_size=2,
+                        shuffle=False, pad_columns={"gt_boxes": (3, 4), "gt_labels": (3,)})
+
+    @ms.jit
+    def masked_sum(image, boxes, labels, mask):
+        return (boxes.sum(-1) * mask).sum() + image.mean() + (labels * mask).sum()
+
+    before = len(api.ms_compile_cache)
+    total = sum(float(masked_sum(*b).asnumpy()) for b in ds_.create_tuple_iterator(num_epochs=1))
+    assert len(api.ms_compile_cache) - before == 1         # 6 batches of varying box counts, 1 graph
+    # per sample: its box coordinates, half its image value (a batch mean of 2), its labels
+    expected = sum(BoxSource(12)[i]["gt_boxes"].sum() + i / 2 + sum(range(1, i % 4 + 1)) for i in range(12))
+    assert total == pytest.approx(expected, rel=1e-5)
+
+
+# ------------------------------------------------------------------ resume skips, data errors
+def test_skipped_samples_are_not_decoded_and_later_batches_are_unchanged():
+    decoded = []
+
+    class Counting(IndexSource):
+        def __getitem__(self, i):
+            decoded.append(i)
+            return super().__getitem__(i)
+
+    d = build_dataset(Counting(12), add_noise, ["index", "noise"], batch_size=2, seed=5, num_workers=1)
+    d.epoch_sampler.set_epoch(1)
+    full = list(d.create_tuple_iterator(num_epochs=1, output_numpy=True))
+    order = np.concatenate([b[0] for b in full]).tolist()
+    decoded.clear()
+    d.epoch_sampler.set_epoch(1)
+    d.epoch_sampler.skip_next(6)                         # 3 consumed batches
+    resumed = list(d.create_tuple_iterator(num_epochs=1, output_numpy=True))
+    assert len(resumed) == len(full) == 6
+    for (i1, n1), (i2, n2) in zip(full[3:], resumed[3:]):
+        np.testing.assert_array_equal(i1, i2)
+        np.testing.assert_array_equal(n1, n2)
+    assert not set(order[:6]) & (set(decoded) - {0})     # only sample 0, once, for the placeholder shape
+    assert sorted(set(decoded) - {0}) == sorted(set(order[6:]) - {0}) and decoded.count(0) <= 2
+
+
+class FileSource(IndexSource):
+    """Samples named after files; sample 5 fails to decode, sample 6 has label 7."""
+
+    def __init__(self, n):
+        super().__init__(n)
+        self.image_paths = [f"/data/img{i}.png" for i in range(n)]
+
+    def __getitem__(self, i):
+        if i == 5:
+            raise ValueError("broken PNG chunk\nsecond line")
+        x = np.full((3, 8, 8), i / 10, np.float32)
+        return {"x": x, "y": np.int32(7 if i == 6 else i % 2)}
+
+
+def test_data_errors_in_training_are_one_line_naming_the_file(tmp_path):
+    import mindspore as ms
+    from mindspore import nn
+
+    from common.engine.optim import build_optimizer
+    from common.engine.trainer import Trainer
+    from tests.engine_utils import TinyNet
+
+    ms.set_device("CPU")
+    net = TinyNet()
+    trainer = Trainer(net, nn.CrossEntropyLoss(), build_optimizer("sgd", net.trainable_params(), 0.1),
+                      output_dir=tmp_path)
+    data = build_dataset(FileSource(8), None, ["x", "y"], batch_size=2, shuffle=False, num_workers=2,
+                         verify=False)
+    with pytest.raises(DatasetError) as exc:
+        trainer.fit(data, epochs=1)
+    assert str(exc.value) == "/data/img5.png: ValueError: broken PNG chunk second line"
+    from common.data.loader import TransformedSource
+
+    source = TransformedSource(FileSource(8), None, ["x", "y"], 0, label_checks={"y": 2})
+    assert source[4][1] == 0
+    with pytest.raises(DatasetError, match=r"^/data/img6.png: y value 7 is outside 0..1 \(num_classes 2"):
+        source[6]
+    inside = ConcatSource([IndexSource(2), FileSource(8)])     # files named through ConcatSource too
+    with pytest.raises(DatasetError, match=r"^/data/img6.png: y value 7"):
+        TransformedSource(inside, None, ["x", "y"], 0, label_checks={"y": 2})[8]
+
+
+def test_verify_finds_unreadable_and_mis_sized_files_before_training(tmp_path, capsys):
+    from PIL import Image
+
+    from common.data.loader import verify_source
+
+    generate("sod", tmp_path, 6, 1, size=40, seed=0)
+    source = SODDataset(tmp_path / "train")
+    assert verify_source(source) == 6
+    assert "verifying data" in capsys.readouterr().err            # the progress bar
+    w, h = Image.open(source.image_paths[3]).size
+    source.image_paths[1].write_bytes(b"not an image")
+    Image.new("L", (10, 12)).save(source.mask_paths[3])
+    with pytest.raises(DatasetError) as exc:
+        build_dataset(source, None, ["image", "mask"], batch_size=2)     # on by default: 6 samples
+    msg = str(exc.value)
+    assert "\n" not in msg and f"{source.image_paths[1]}: unreadable image header" in msg
+    assert f"size mismatch {source.image_paths[3]} {w}x{h}, {source.mask_paths[3]} 10x12" in msg
+    build_dataset(source, None, ["image", "mask"], batch_size=2, verify=False)   # off: no scan

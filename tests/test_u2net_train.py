@@ -113,6 +113,21 @@ def test_bad_inputs_fail_with_clear_messages(tmp_path, tiny_sod):
     proc = _run([str(REPO_ROOT / "models/u2net/train.py"), f"data.train_root={tmp_path / 'empty'}",
                  f"output_dir={tmp_path / 'run'}"], tmp_path, ok=False)
     assert proc.returncode == 2 and "empty" in proc.stderr
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_sod / "train", broken)
+    bad_image = sorted((broken / "images").iterdir())[2]
+    bad_image.write_bytes(b"\x89PNG truncated")
+    proc = _run([str(REPO_ROOT / "models/u2net/train.py"), f"data.train_root={broken}",
+                 f"output_dir={tmp_path / 'run2'}"], tmp_path, ok=False)
+    assert proc.returncode == 2 and str(bad_image) in proc.stderr and "Traceback" not in proc.stderr
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "config.yaml").write_text("{}")
+    proc = _run([str(REPO_ROOT / "models/u2net/train.py"), f"data.train_root={tiny_sod / 'train'}",
+                 f"output_dir={tmp_path / 'old'}"], tmp_path, ok=False)
+    assert proc.returncode == 2 and "already holds a run" in proc.stderr and "train.overwrite=true" in proc.stderr
+    assert [p.name for p in (tmp_path / "old").iterdir()] == ["config.yaml"]
     proc = _run([str(REPO_ROOT / "models/u2net/train.py"), "optim.lrr=0.1"], tmp_path, ok=False)
     assert proc.returncode == 2 and "optim.lr" in proc.stderr
     proc = _run([str(REPO_ROOT / "models/u2net/eval.py"), "--ckpt", str(tmp_path / "none.ckpt")],
