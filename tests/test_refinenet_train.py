@@ -44,7 +44,12 @@ def test_poly_recipe():
     assert (cfg.lr.schedule, cfg.lr.power, cfg.optim.lr) == ("poly", 0.9, 0.001)
 
 
-def test_encoder_and_decoder_groups_take_the_configured_learning_rates():
+@pytest.fixture(scope="module")
+def net():
+    return SPEC.build_net(load_config(SPEC.defaults, None))
+
+
+def test_encoder_and_decoder_groups_take_the_configured_learning_rates(net):
     from common.checkpoint import named_parameters
     from common.engine.builder import lr_schedule_from_config
     from common.engine.optim import build_optimizer
@@ -53,7 +58,6 @@ def test_encoder_and_decoder_groups_take_the_configured_learning_rates():
     cfg = load_config(SPEC.defaults, CONFIGS / "refinenet101_8xb32_sbd-aug_200e_ascend_stage1.yaml",
                       ["train.epochs=2"])
     cfg.optim.param_groups = [{"pattern": p, "lr_mult": 10.0} for p in DECODER]  # DrSleep's 10x decoder
-    net = SPEC.build_net(cfg)
     lr = lr_schedule_from_config(cfg, steps_per_epoch=5)
     groups = resolve_param_groups(named_parameters(net), cfg.optim.param_groups, cfg.optim.weight_decay,
                                   cfg.optim.no_decay_bn_bias)
@@ -67,6 +71,26 @@ def test_encoder_and_decoder_groups_take_the_configured_learning_rates():
     assert all(name.startswith(("conv1", "bn1", "layer")) for name, v in lrs.items() if v[0] == pytest.approx(0.0032))
     wd = {p.name: g.weight_decay for g in groups for p in g.params}
     assert wd["layer1.0.conv1.weight"] == 0.0005 and wd["bn1.gamma"] == 0.0
+
+
+def test_stage1_pretrained_path_loads_a_zoo_resnet101_with_its_projection_shortcuts(net):
+    from common.checkpoint import CheckpointError, named_parameters, state_dict
+    from common.engine.builder import load_pretrained
+
+    cfg = load_config(SPEC.defaults, CONFIGS / "refinenet101_1xb32_sbd-aug_200e_ascend_stage1.yaml")
+    rng = np.random.default_rng(0)
+    backbone = {n: rng.standard_normal(p.shape).astype(np.float32) for n, p in named_parameters(net).items()
+                if n.startswith(("conv1.", "bn1.", "layer"))}
+    zoo = {n.replace(".downsample.", ".down_sample_layer."): v for n, v in backbone.items()}
+    zoo["end_point.weight"] = np.zeros((1001, 2048), np.float32)   # the zoo's classifier, dropped
+    report = load_pretrained(net, zoo, cfg.train.pretrained_ignore, SPEC.pretrained_key_map)
+    got = state_dict(net)
+    for name in ("layer1.0.downsample.0.weight", "layer4.0.downsample.1.moving_variance", "conv1.weight"):
+        np.testing.assert_array_equal(got[name], backbone[name])
+    assert "clf_conv.weight" in report and "allowed by train.pretrained_ignore" in report
+    without_shortcuts = {k: v for k, v in zoo.items() if ".down_sample_layer." not in k}
+    with pytest.raises(CheckpointError, match="downsample"):
+        load_pretrained(net, without_shortcuts, cfg.train.pretrained_ignore, SPEC.pretrained_key_map)
 
 
 def test_real_voc_samples_keep_their_ignore_border_through_the_training_pipeline(fixtures):
