@@ -5,25 +5,42 @@ adaptive pooling or ``ops.L2Normalize`` to ONNX, and ONNX Runtime rejects dilate
 exported with ``pad_mode="same"``. The layers here compute the same values with operators that
 export (matmul, concat, VALID pooling, ``pad_mode="pad"`` convolutions) and are checked against
 the plain MindSpore operators and ONNX Runtime in tests/test_layers.py.
-"""
-import numpy as np
 
+``numerics="oldport"`` variants (TF-style ``same`` convolution / pooling, legacy bilinear
+resize, floor pooling) reproduce the old MindSpore ports, whose published weights were trained
+with them; they are checked against MindSpore's own operators in tests/test_numerics.py.
+"""
 import mindspore as ms
+import numpy as np
 from mindspore import Parameter, Tensor, nn, ops
 
 # Pad value for max pooling: below every finite float32, so padding never wins a window.
 NEG_PAD = -3.0e38
 
+# "authors": PyTorch semantics of the reference code; "oldport": ops of the old MindSpore ports.
+NUMERICS = ("authors", "oldport")
 
-def interp_matrix(n_in, n_out, align_corners=False):
+
+def check_numerics(numerics):
+    """``numerics`` itself, or a ValueError naming the accepted values."""
+    if numerics not in NUMERICS:
+        raise ValueError(f"numerics must be one of {NUMERICS}, got {numerics!r}")
+    return numerics
+
+
+def interp_matrix(n_in, n_out, align_corners=False, half_pixel_centers=True):
     """(n_out, n_in) matrix M such that ``M @ v`` is the 1-D linear interpolation of ``v``.
 
     ``align_corners=False`` is the half-pixel mapping of PyTorch / ONNX (source index clamped at 0),
-    ``True`` maps the corner pixels onto each other.
+    ``True`` maps the corner pixels onto each other. ``half_pixel_centers=False`` (with
+    ``align_corners=False``) is the legacy mapping ``src = dst * n_in / n_out`` of
+    ``ops.ResizeBilinearV2(half_pixel_centers=False)`` and the old ``ops.ResizeBilinear``.
     """
     out = np.arange(n_out, dtype=np.float64)
     if align_corners:
         src = out * ((n_in - 1) / (n_out - 1)) if n_out > 1 else np.zeros_like(out)
+    elif not half_pixel_centers:
+        src = out * (n_in / n_out)
     else:
         src = np.maximum((out + 0.5) * (n_in / n_out) - 0.5, 0.0)
     i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
@@ -36,47 +53,49 @@ def interp_matrix(n_in, n_out, align_corners=False):
 
 
 @ms.constexpr
-def _interp_tensor(n_in, n_out, align_corners, transpose):
-    m = interp_matrix(n_in, n_out, align_corners)
+def _interp_tensor(n_in, n_out, align_corners, half_pixel_centers, transpose):
+    m = interp_matrix(n_in, n_out, align_corners, half_pixel_centers)
     return Tensor(m.T.copy() if transpose else m)
 
 
-def resize_bilinear(x, size, align_corners=False):
+def resize_bilinear(x, size, align_corners=False, half_pixel_centers=True):
     """Bilinear resize of an NCHW tensor to ``size`` = (H, W) as two matmuls.
 
     Shapes are static in graph mode, so the interpolation matrices are compile-time constants
     and the exported ONNX graph holds two MatMul nodes with initialisers.
+    ``half_pixel_centers=False`` selects the legacy mapping (see :func:`interp_matrix`).
     """
     h, w = x.shape[2], x.shape[3]
     oh, ow = size[0], size[1]
     if (h, w) == (oh, ow):
         return x
-    mh = ops.cast(_interp_tensor(h, oh, align_corners, False), x.dtype)
-    mw = ops.cast(_interp_tensor(w, ow, align_corners, True), x.dtype)
+    mh = ops.cast(_interp_tensor(h, oh, align_corners, half_pixel_centers, False), x.dtype)
+    mw = ops.cast(_interp_tensor(w, ow, align_corners, half_pixel_centers, True), x.dtype)
     return ops.matmul(ops.matmul(mh, x), mw)
 
 
-def upsample_like(x, ref, align_corners=False):
+def upsample_like(x, ref, align_corners=False, half_pixel_centers=True):
     """Resize ``x`` bilinearly to the spatial size of ``ref``."""
-    return resize_bilinear(x, (ref.shape[2], ref.shape[3]), align_corners)
+    return resize_bilinear(x, (ref.shape[2], ref.shape[3]), align_corners, half_pixel_centers)
 
 
 class BilinearResize(nn.Cell):
     """Cell form of :func:`resize_bilinear` with a fixed output size or scale factor."""
 
-    def __init__(self, size=None, scale_factor=None, align_corners=False):
+    def __init__(self, size=None, scale_factor=None, align_corners=False, half_pixel_centers=True):
         super().__init__()
         if (size is None) == (scale_factor is None):
             raise ValueError("BilinearResize needs exactly one of size=(H, W) or scale_factor")
         self.size = tuple(size) if size is not None else None
         self.scale_factor = scale_factor
         self.align_corners = align_corners
+        self.half_pixel_centers = half_pixel_centers
 
     def construct(self, x):
         if self.size is not None:
-            return resize_bilinear(x, self.size, self.align_corners)
+            return resize_bilinear(x, self.size, self.align_corners, self.half_pixel_centers)
         size = (int(x.shape[2] * self.scale_factor), int(x.shape[3] * self.scale_factor))
-        return resize_bilinear(x, size, self.align_corners)
+        return resize_bilinear(x, size, self.align_corners, self.half_pixel_centers)
 
 
 def _pair(v):
@@ -95,6 +114,58 @@ def conv2d(in_channels, out_channels, kernel_size, stride=1, padding=0, dilation
     return nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, pad_mode="pad",
                      padding=(ph, ph, pw, pw), dilation=dilation, group=groups, has_bias=has_bias,
                      weight_init=weight_init, bias_init=bias_init)
+
+
+def same_pads(n, kernel, stride, dilation=1):
+    """(before, after) padding of TF / MindSpore ``pad_mode="same"`` along an axis of length ``n``:
+    output ``ceil(n / stride)``, the odd pixel at the end (stride 2 on an even size pads only
+    bottom/right, where PyTorch-style ``padding=k // 2`` pads both sides)."""
+    span = (kernel - 1) * dilation + 1
+    total = max((-(-n // stride) - 1) * stride + span - n, 0)
+    return total // 2, total - total // 2
+
+
+class Conv2dSame(nn.Conv2d):
+    """``nn.Conv2d(pad_mode="same")`` written with explicit (asymmetric) pads, for the old ports.
+
+    The pads depend on the input size modulo the stride, so one convolution primitive per residue
+    is built up front and ``construct`` picks one from the static shape; each exports to ONNX as a
+    Conv with explicit ``pads``. Parameters are those of ``nn.Conv2d`` (``weight``, ``bias``).
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, dilation=1, groups=1,
+                 has_bias=False, weight_init=None, bias_init=None):
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, pad_mode="pad", padding=0,
+                         dilation=dilation, group=groups, has_bias=has_bias, weight_init=weight_init,
+                         bias_init=bias_init)
+        (kh, kw), (sh, sw), (dh, dw) = _pair(kernel_size), _pair(stride), _pair(dilation)
+        self._sw = sw
+        self._strides = (sh, sw)
+        prims = []
+        for rh in range(sh):
+            for rw in range(sw):
+                # pads depend only on n mod stride: any n with that residue gives them
+                pad = same_pads(rh + sh * kh, kh, sh, dh) + same_pads(rw + sw * kw, kw, sw, dw)
+                prims.append(ops.Conv2D(out_channels, (kh, kw), mode=1, pad_mode="pad", pad=pad,
+                                        stride=(sh, sw), dilation=(dh, dw), group=groups))
+        self._convs = tuple(prims)
+
+    def construct(self, x):
+        sh, sw = self._strides
+        out = self._convs[(x.shape[2] % sh) * self._sw + x.shape[3] % sw](x, self.weight)
+        if self.has_bias:
+            out = ops.bias_add(out, self.bias)
+        return out
+
+
+def conv2d_same(in_channels, out_channels, kernel_size, stride=1, dilation=1, groups=1,
+                has_bias=False, weight_init=None, bias_init=None):
+    """Factory twin of :func:`conv2d` with the old ports' TF-style padding (:class:`Conv2dSame`).
+
+    ``has_bias`` defaults to False as in MindSpore 1.x ``nn.Conv2d``, which the old ports used.
+    """
+    return Conv2dSame(in_channels, out_channels, kernel_size, stride, dilation, groups, has_bias,
+                      weight_init, bias_init)
 
 
 class ConvTranspose2d(nn.Conv2dTranspose):
@@ -179,6 +250,32 @@ class MaxPool2dCeil(MaxPool2d):
 
     def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__(kernel_size, stride, padding, ceil_mode=True)
+
+
+class MaxPool2dSame(nn.Cell):
+    """``nn.MaxPool2d(pad_mode="same")`` (TF style: output ``ceil(n / stride)``, the extra padding at
+    the bottom/right) as a NEG_PAD border + VALID pool, so it exports to ONNX for any kernel.
+    The old RAS port's backbone used it for its 3x3/2 pool, where the authors pad 1 on each side.
+    """
+
+    def __init__(self, kernel_size, stride=None):
+        super().__init__()
+        self.kernel = _pair(kernel_size)
+        self.stride = _pair(stride if stride is not None else kernel_size)
+        self.pool = nn.MaxPool2d(self.kernel, self.stride, pad_mode="valid")
+
+    def construct(self, x):
+        (kh, kw), (sh, sw) = self.kernel, self.stride
+        top, bottom = same_pads(x.shape[2], kh, sh)
+        left, right = same_pads(x.shape[3], kw, sw)
+        x = _neg_border(x, 2, top, bottom)
+        x = _neg_border(x, 3, left, right)
+        return self.pool(x)
+
+
+def max_pool_2x2(numerics="authors"):
+    """U-2-Net's 2x2/2 pool: ceil mode as the authors' PyTorch, floor mode (VALID) as the old port."""
+    return MaxPool2dCeil(2, 2) if check_numerics(numerics) == "authors" else MaxPool2d(2, 2)
 
 
 class L2Norm(nn.Cell):
