@@ -1,3 +1,4 @@
+import json
 import os
 import shutil
 import subprocess
@@ -21,7 +22,7 @@ def test_launcher_detection(env, expected):
 
 
 @pytest.mark.slow
-def test_msrun_two_workers_end_with_identical_weights(tmp_path):
+def test_msrun_two_workers_end_with_identical_weights_and_rank0_evaluates(tmp_path):
     msrun = shutil.which("msrun")
     assert msrun, "msrun is installed with mindspore"
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), GLOG_v="3")
@@ -34,7 +35,12 @@ def test_msrun_two_workers_end_with_identical_weights(tmp_path):
     r0, r1 = (np.load(tmp_path / f"rank{r}.npz") for r in (0, 1))
     assert int(r0["size"]) == 2 and int(r1["size"]) == 2
     assert not np.array_equal(r0["first_batch"], r1["first_batch"])  # each rank reads its shard
-    trainable = [k for k in r0.files if k not in ("first_batch", "size") and "moving" not in k]
+    # distributed evaluation: rank 0 evaluated each epoch, rank 1 waited (no deadlock, no eval)
+    assert (int(r0["evals"]), int(r1["evals"])) == (2, 0)
+    assert [h["epoch"] for h in json.loads((tmp_path / "ev" / "eval_history.json").read_text())] == [1, 2]
+    assert abs(float(r0["finished"]) - float(r1["finished"])) < 2.5   # both left the last barrier together
+    trainable = [k for k in r0.files if k not in ("first_batch", "size", "evals", "finished")
+                 and "moving" not in k]
     for k in trainable:
         np.testing.assert_allclose(r0[k], r1[k], atol=1e-7, err_msg=k)
     assert "[rank 1]" in logs
