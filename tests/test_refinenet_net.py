@@ -140,27 +140,32 @@ def test_output_at_quarter_size_odd_and_non_square(net):
 
 
 class _Recorder(nn.Cell):
-    """Identity that records the shape of every input it sees (PyNative only)."""
+    """Wraps a cell and records the shape of every input it sees (PyNative only)."""
 
-    def __init__(self):
+    def __init__(self, cell):
         super().__init__()
+        self.cell = cell
         self.shapes = []
 
     def construct(self, x):
         self.shapes.append(tuple(x.shape))
-        return x
+        return self.cell(x)
 
 
-def test_dropout_on_c5_c4_and_before_classifier(net):
-    saved = net.dropout
-    assert saved.p == 0.5
-    net.dropout = _Recorder()
+def test_dropout_and_decoder_relus_where_drsleep_has_them(net):
+    """Dropout on C5, C4 and before the classifier; the top-level ReLU after the stem, after
+    adapt_stage1_b (the extra one) and after each sum with a coarser path."""
+    dropout, relu = net.dropout, net.relu
+    assert dropout.p == 0.5
+    net.dropout, net.relu = _Recorder(dropout), _Recorder(relu)
     try:
         net.set_train(False)
         net(Tensor(RNG.standard_normal((1, 3, 64, 96)).astype(np.float32)))
         assert net.dropout.shapes == [(1, 2048, 2, 3), (1, 1024, 4, 6), (1, 256, 16, 24)]
+        assert net.relu.shapes == [(1, 64, 32, 48), (1, 512, 2, 3), (1, 256, 4, 6), (1, 256, 8, 12),
+                                   (1, 256, 16, 24)]
     finally:
-        net.dropout = saved
+        net.dropout, net.relu = dropout, relu
 
 
 def _conv3x3_np(x, w, b=None):
