@@ -13,8 +13,9 @@ from common.checkpoint import (
     save_checkpoint,
 )
 from models import create_model, list_models
-from models.ddrnet.convert_weights import convert, fitting_variants
-from models.ddrnet.convert_weights import main as convert_main
+from common.runner.convert import convert, fitting_variants
+from common.runner.convert import convert_main as _convert_main
+from models.ddrnet.src.spec import SPEC
 from models.ddrnet.src import BasicBlock, Bottleneck, DropPath
 from models.ddrnet.src.convert import authors_to_ours, detect_layout, missing_stem_biases, old_port_to_ours
 
@@ -256,13 +257,19 @@ def test_authors_state_dict_maps_completely(variant, reference_keys):
     np.testing.assert_array_equal(params["linear.weight"].asnumpy(), state["linear.weight"])
 
 
-def test_convert_reports_wrong_variant_by_key(reference_keys):
-    state = synthetic_authors_state(reference_keys, "ddrnet23_slim")
+def convert_main(argv):
+    return _convert_main(SPEC, argv)
+
+
+def test_convert_reports_wrong_variant_by_key(reference_keys, tmp_path):
+    src = tmp_path / "authors.ckpt"
+    save_checkpoint({k: v for k, v in synthetic_authors_state(reference_keys, "ddrnet23_slim").items()
+                     if not k.endswith("num_batches_tracked")}, src)
     with pytest.raises(CheckpointError) as err:
-        convert(state, "ddrnet23")
+        convert(SPEC, src, "ddrnet23")
     message = str(err.value)
     assert "conv1.0.weight" in message and "(32, 3, 3, 3)" in message and "(64, 3, 3, 3)" in message
-    assert fitting_variants(state) == ["ddrnet23_slim"]
+    assert fitting_variants(SPEC, src) == ["ddrnet23_slim"]
 
 
 def test_old_port_key_map(reference_keys):

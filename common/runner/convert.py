@@ -35,13 +35,15 @@ def read_source(spec, path, net):
 
 
 def convert(spec, src, variant, overrides=()):
-    """Build ``variant`` and load ``src`` into it strictly. Returns (net, report, layout)."""
+    """Build ``variant`` and load ``src`` into it strictly. Returns (net, report, notes): notes
+    name the layout and what the model's ``convert_notes`` hook says about the conversion."""
     cfg = load_config(spec.defaults, None, [f"model.name={variant}", *overrides])
     net = spec.build_net(cfg)
     params, layout = read_source(spec, src, net)
     report = load_weights(net, params, strict=True, key_map=spec.key_maps.get(layout))
     report.source = str(src)
-    return net, report, layout
+    hook = spec.hooks.get("convert_notes")
+    return net, report, [f"layout: {layout}", *(hook(params, layout) if hook else [])]
 
 
 def fitting_variants(spec, src, overrides=()):
@@ -67,15 +69,15 @@ def convert_main(spec, argv=None):
                         help="output .ckpt or .safetensors")
     args, overrides = parser.parse_known_args(argv)
     try:
-        net, report, layout = convert(spec, args.src, args.variant, overrides)
+        net, report, notes = convert(spec, args.src, args.variant, overrides)
     except (CheckpointError, TorchFileError) as exc:
-        print(f"error: {args.src} does not convert to {args.variant}:\n{exc}", file=sys.stderr)
+        print(f"error: {args.src} does not fit {args.variant}:\n{exc}", file=sys.stderr)
         if isinstance(exc, CheckpointError) and "does not fit" in str(exc):
             others = [v for v in fitting_variants(spec, args.src, overrides) if v != args.variant]
             if others:
                 print(f"it fits: {', '.join(others)}", file=sys.stderr)
         return 1
-    print(f"layout: {layout}")
+    print("\n".join(notes))
     print(report.summary())
     trainable = sum(int(p.size) for p in net.trainable_params())
     print(f"{args.variant}: {trainable:,} trainable parameters")

@@ -2,7 +2,8 @@
 from common.runner.spec import ModelSpec, QuickRecipe
 from models import create_model
 from models.ddrnet.src.config import DEFAULTS
-from models.ddrnet.src.convert import KEY_MAPS, detect_layout
+from common.checkpoint import split_state
+from models.ddrnet.src.convert import KEY_MAPS, detect_layout, missing_stem_biases
 from models.ddrnet.src.data import build_train_dataset
 from models.ddrnet.src.loss import SoftTargetCrossEntropy
 
@@ -17,6 +18,13 @@ def build_train_data(cfg, dist):
                                cfg.train.num_workers, cfg.seed)
 
 
+def convert_notes(params, layout):
+    if layout != "mindspore":
+        return []
+    return [f"{b}: absent (the old port's stem convs have no bias), set to zero"
+            for b in missing_stem_biases(split_state(params)[0])]
+
+
 SPEC = ModelSpec(
     folder="ddrnet",
     task="classification",
@@ -26,6 +34,7 @@ SPEC = ModelSpec(
     build_loss=lambda cfg: SoftTargetCrossEntropy(),
     build_train_data=build_train_data,
     paper_metric="top1",
+    hooks={"convert_notes": convert_notes},
     key_maps=KEY_MAPS,
     detect_layout=detect_layout,
     quick=QuickRecipe(
