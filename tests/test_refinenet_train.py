@@ -133,6 +133,16 @@ def test_train_dataset_batches_from_a_voc_list(tmp_path):
     assert images.shape == (2, 3, 48, 48) and images.dtype == np.float32
     assert masks.shape == (2, 48, 48) and masks.dtype == np.int32
     assert set(np.unique(masks)) <= {0, 1, 2, 3, 255}
+    # the seed's MindRecord path gives the same columns
+    from common.data.mindrecord import write_seg_mindrecord
+
+    files = write_seg_mindrecord(data.root, tmp_path / "VOCdevkit/VOC2012/ImageSets/Segmentation/train.txt",
+                                 tmp_path / "train.mindrecord")
+    record = Config({**data, "mindrecord": str(files[0])})
+    images, masks = next(build_train_dataset(record, 4, 2, dist, num_workers=1)
+                         .create_tuple_iterator(num_epochs=1, output_numpy=True))
+    assert images.shape == (2, 3, 48, 48) and masks.shape == (2, 48, 48) and masks.dtype == np.int32
+    assert set(np.unique(masks)) <= {0, 1, 2, 3, 255}
     with pytest.raises(Exception, match="outside|class"):  # 3 classes + background need num_classes >= 4
         next(build_train_dataset(data, 2, 2, dist, num_workers=1).create_tuple_iterator(num_epochs=1))
 
@@ -142,11 +152,11 @@ def test_quick_recipe_learns(tmp_path):
     """Loss falls and held-out mIoU passes 0.4 on a synthetic VOC set (about 5 minutes)."""
     data = tmp_path / "data"
     subprocess.run([sys.executable, "-m", "common.data.synthetic", "--format", "voc", "--num", "48", "--num-val",
-                    "8", "--size", "64", "--num-classes", "1", "--seed", "0", "--out", str(data)],
+                    "8", "--size", "64", "--num-classes", "2", "--seed", "0", "--out", str(data)],
                    cwd=REPO_ROOT, check=True, capture_output=True)
     root = data / "VOCdevkit" / "VOC2012"
     run = tmp_path / "run"
-    common = [f"data.root={root}", f"test.root={root}", f"output_dir={run}", "model.num_classes=2",
+    common = [f"data.root={root}", f"test.root={root}", f"output_dir={run}", "model.num_classes=3",
               "data.crop=64", "test.size=64"]
     cfg = str(CONFIGS / "refinenet101_1xb8_synthetic-voc_quick-cpu.yaml")
     subprocess.run([sys.executable, "models/refinenet/train.py", "--config", cfg, *common, "train.epochs=4",
