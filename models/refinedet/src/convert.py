@@ -22,6 +22,7 @@ from common.checkpoint import (
     read_checkpoint,
     read_torch_state_dict,
     split_state,
+    strip_prefixes,
     torch_to_mindspore_names,
 )
 
@@ -45,12 +46,7 @@ class ConversionError(CheckpointError):
 
 
 def _strip_prefixes(params, prefixes=_PREFIXES):
-    out = {}
-    for key, value in params.items():
-        while key.startswith(prefixes):
-            key = key[len(next(p for p in prefixes if key.startswith(p))):]
-        out[key] = value
-    return out
+    return strip_prefixes(params, prefixes)
 
 
 def detect_layout(params):

@@ -27,7 +27,7 @@ Every map is a plain function {name: array} -> {name: array}, usable as ``key_ma
 import re
 
 from common.backbones import mindspore_modelzoo_resnet_key_map, torchvision_resnet_key_map
-from common.checkpoint import load_weights, split_state, torch_to_mindspore_names
+from common.checkpoint import load_weights, split_state, strip_prefixes, torch_to_mindspore_names
 
 BACKBONE_PREFIXES = ("conv1.", "bn1.", "layer1.", "layer2.", "layer3.", "layer4.")
 DECODER_PREFIXES = ("p_ims1d2_outl", "adapt_stage", "mflow_conv_g", "clf_conv.")
@@ -40,16 +40,7 @@ _OLD_CRP = re.compile(r"^(mflow_conv_g\d_pool)\.0\.layers\.(\d+)\.weight$")
 
 
 def _strip_prefixes(params, prefixes=_WRAPPERS):
-    out = {}
-    for key, value in params.items():
-        stripped = True
-        while stripped:
-            stripped = False
-            for prefix in prefixes:
-                if key.startswith(prefix):
-                    key, stripped = key[len(prefix):], True
-        out[key] = value
-    return out
+    return strip_prefixes(params, prefixes)
 
 
 def _weights(params):
