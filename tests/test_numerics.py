@@ -368,3 +368,21 @@ def test_ras_oldport_end_to_end(pynative):
         assert g.shape == (1, 1, 64, 64)
         np.testing.assert_allclose(g, w, atol=1e-4, rtol=1e-4, err_msg=f"score{i + 1}")
     assert _rel_change(base[0], got[0]) > 1e-2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,size,overrides", [("u2netp", (72, 56), ()),
+                                                 ("ddrnet23_slim", (64, 64), ("model.num_classes=10",)),
+                                                 ("ras", (64, 64), ())])
+def test_oldport_networks_export_to_onnx_with_parity(tmp_path, name, size, overrides):
+    _, oldport = _pair(name, *overrides)
+    x = RNG.standard_normal((1, 3) + size).astype(np.float32)
+    result = export_model(oldport, x, "ONNX", tmp_path / name)
+    sess = onnx_session(result.path)
+    got = sess.run(None, {sess.get_inputs()[0].name: x})
+    out = oldport(Tensor(x))
+    want = [o.asnumpy() for o in (out if isinstance(out, tuple) else (out,))]
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert g.shape == w.shape
+        np.testing.assert_allclose(g, w, atol=1e-4 * max(1.0, float(np.abs(w).max())), rtol=1e-4)
