@@ -160,3 +160,43 @@ def test_310_flow_with_lite_matches_eval(tmp_path, tiny_sod, run_infer_310):
     app_result = json.loads((tmp_path / "run/eval_results_310.json").read_text())
     for key in ("mae", "max_f", "s_measure"):
         assert app_result[key] == pytest.approx(ms_result[key], abs=2e-3), key
+
+
+@pytest.mark.slow
+def test_sigterm_mid_epoch_and_resume_equal_an_uninterrupted_run(tmp_path, tiny_sod):
+    """The U2NETP quick recipe with 2 data workers: SIGTERM inside epoch 2, --resume (the
+    consumed batches are skipped without decoding) ends with the uninterrupted run's weights."""
+    import signal
+    import time
+
+    from common.checkpoint import read_checkpoint
+
+    cfg = str(CONFIGS / "u2netp_1xb8_synthetic_quick-cpu.yaml")
+
+    def args(out):
+        return [str(REPO_ROOT / "models/u2net/train.py"), "--config", cfg, f"output_dir={out}",
+                f"data.train_root={tiny_sod / 'train'}", "data.resize=64", "data.crop=48",
+                "train.batch_size=4", "train.num_workers=2", "train.epochs=2", "train.log_interval=1"]
+
+    _run(args(tmp_path / "full"), tmp_path)
+    log_path = tmp_path / "cut.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, *args(tmp_path / "cut")], cwd=tmp_path, stdout=log,
+                                stderr=subprocess.STDOUT)
+        deadline = time.time() + 600
+        while "(iter 5/8)" not in log_path.read_text():
+            assert proc.poll() is None and time.time() < deadline, log_path.read_text()[-2000:]
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=300) == 143
+    ckpt = tmp_path / "cut/checkpoints/interrupted.ckpt"
+    stopped = int(read_checkpoint(ckpt)["train_state.global_step"])
+    assert 5 <= stopped < 8                                        # inside epoch 2
+    _run(args(tmp_path / "cut") + ["--resume", str(ckpt)], tmp_path)
+    full = read_checkpoint(tmp_path / "full/checkpoints/last.ckpt")
+    resumed = read_checkpoint(tmp_path / "cut/checkpoints/last.ckpt")
+    assert int(resumed["train_state.global_step"]) == int(full["train_state.global_step"]) == 8
+    weights = [k for k in full if not k.startswith(("train_state.", "optimizer."))]
+    assert len(weights) > 100
+    for k in weights:
+        np.testing.assert_allclose(resumed[k], full[k], atol=1e-6, err_msg=k)
