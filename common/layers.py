@@ -118,8 +118,8 @@ def conv2d(in_channels, out_channels, kernel_size, stride=1, padding=0, dilation
 
 def same_pads(n, kernel, stride, dilation=1):
     """(before, after) padding of TF / MindSpore ``pad_mode="same"`` along an axis of length ``n``:
-    output ``ceil(n / stride)``, the odd pixel at the end (stride 2 on an even size pads only
-    bottom/right, where PyTorch-style ``padding=k // 2`` pads both sides)."""
+    output ``ceil(n / stride)``, an odd total's extra pixel at the end (stride 2 on an even size
+    pads only bottom/right, where PyTorch-style ``padding=k // 2`` pads both sides)."""
     span = (kernel - 1) * dilation + 1
     total = max((-(-n // stride) - 1) * stride + span - n, 0)
     return total // 2, total - total // 2
@@ -139,7 +139,6 @@ class Conv2dSame(nn.Conv2d):
                          dilation=dilation, group=groups, has_bias=has_bias, weight_init=weight_init,
                          bias_init=bias_init)
         (kh, kw), (sh, sw), (dh, dw) = _pair(kernel_size), _pair(stride), _pair(dilation)
-        self._sw = sw
         self._strides = (sh, sw)
         prims = []
         for rh in range(sh):
@@ -152,7 +151,7 @@ class Conv2dSame(nn.Conv2d):
 
     def construct(self, x):
         sh, sw = self._strides
-        out = self._convs[(x.shape[2] % sh) * self._sw + x.shape[3] % sw](x, self.weight)
+        out = self._convs[(x.shape[2] % sh) * sw + x.shape[3] % sw](x, self.weight)
         if self.has_bias:
             out = ops.bias_add(out, self.bias)
         return out
