@@ -232,3 +232,26 @@ def test_onnx_raw_heads_match_and_detections_are_identical(tmp_path):
     np.testing.assert_array_equal(onnx_dets[2], ms_dets[2])
     np.testing.assert_allclose(onnx_dets[0], ms_dets[0], atol=1e-3)
     np.testing.assert_allclose(onnx_dets[1], ms_dets[1], atol=1e-5)
+
+
+def test_coco_labels_map_back_to_category_ids_and_max_images_limits_the_ground_truth(tmp_path):
+    import subprocess
+    import sys
+
+    from common.data.detection import CocoDetection
+    from common.paths import REPO_ROOT
+
+    # 12 classes: category ids 1..10, 12, 13 (the synthetic set skips every 11th id, as COCO has gaps)
+    subprocess.run([sys.executable, "-m", "common.data.synthetic", "--format", "coco", "--out", str(tmp_path / "c"),
+                    "--num", "1", "--num-val", "12", "--size", "48", "--num-classes", "12"], cwd=REPO_ROOT,
+                   check=True, capture_output=True)
+    source = CocoDetection(tmp_path / "c/val2017", tmp_path / "c/annotations/instances_val2017.json")
+    doc = json.loads((tmp_path / "c/annotations/instances_val2017.json").read_text())
+    assert {a["category_id"] for a in doc["annotations"]} & {12, 13}, "pick a seed that uses the shifted ids"
+    result = score_detections(_perfect(source), source, 13, tmp_path / "all.json")
+    assert result["AP"] == pytest.approx(1.0) and result["num_images"] == 12
+    records = json.loads((tmp_path / "all.json").read_text())
+    assert sorted(r["category_id"] for r in records) == sorted(a["category_id"] for a in doc["annotations"])
+    first = list(_perfect(source))[:4]
+    limited = score_detections(iter(first), source, 13, tmp_path / "four.json")
+    assert limited["num_images"] == 4 and limited["AP"] == pytest.approx(1.0)

@@ -126,9 +126,16 @@ class GroundTruth:
             return [int(v) for v in labels]
         return [self.cat_of_label[int(v)] for v in labels]
 
-    def for_cocoeval(self, num_classes):
+    def for_cocoeval(self, num_classes, image_ids=None):
+        """The ground truth to score against; ``image_ids`` restricts a COCO split to the images
+        scored (``test.max_images``), otherwise every image of it counts."""
         if self.coco is not None:
-            return self.coco
+            if image_ids is None or len(image_ids) == len(self.coco.imgs):
+                return self.coco
+            keep = set(image_ids)
+            data = self.coco.dataset
+            return {"images": [i for i in data["images"] if i["id"] in keep], "categories": data["categories"],
+                    "annotations": [a for a in data["annotations"] if a["image_id"] in keep]}
         known = {c["id"] for c in self.categories}
         cats = self.categories + [{"id": k, "name": f"class_{k}"} for k in range(1, num_classes) if k not in known]
         return {"images": self.images, "annotations": self.annotations, "categories": cats}
@@ -146,7 +153,7 @@ def score_detections(items, source, num_classes, detections_path, total=None, de
     gt = GroundTruth(source)
     voc = VOCDetectionMetric(0.5, plus_one=False) if isinstance(source, VOCDetection) else None
     writer = DetectionWriter(detections_path)
-    seen = 0
+    seen = []
     try:
         for sample, (boxes, scores, labels) in tqdm(items, total=total, desc=desc, unit="img"):
             check_finite(np.asarray(boxes), f"the boxes of image {sample['image_id']}")
@@ -154,14 +161,14 @@ def score_detections(items, source, num_classes, detections_path, total=None, de
             writer.add(sample["image_id"], boxes, scores, gt.category_ids(labels))
             if voc is not None:
                 voc.update(boxes, scores, labels, sample["boxes"], sample["labels"], sample["difficult"])
-            seen += 1
+            seen.append(int(sample["image_id"]))
     except BaseException:
         writer.close(ok=False)
         raise
     writer.close()
     results = json.loads(Path(detections_path).read_text())
-    out = coco_evaluate(gt.for_cocoeval(num_classes), results, source=str(detections_path))
-    out["images_scored"] = seen
+    out = coco_evaluate(gt.for_cocoeval(num_classes, seen), results, source=str(detections_path))
+    out["images_scored"] = len(seen)
     if voc is not None:
         ap = voc.result()
         out.update(voc07_map=ap["map_11point"], voc12_map=ap["map_all_point"], voc_per_class=ap["per_class"])
