@@ -191,9 +191,6 @@ supervise_msrun() {
     wait "$ms_pid" || rc=$?
     [ -n "$dead_pid" ] || read -r dead_pid dead_code <<< "$(sed -n \
         's/.*Worker process \([0-9]*\) exit with exception\. Error code: \(-\?[0-9]*\).*/\1 \2/p' "$mslog" | head -n1)" || true
-    if [ -z "$dead_pid" ] && [ "$rc" -ne 0 ] && [ -n "$first_gone" ]; then
-        dead_pid="$first_gone"; dead_code="?"  # msrun's own message was not logged (GLOG_v)
-    fi
     if [ -n "$dead_pid" ]; then
         rank="${WORKER_RANK[$dead_pid]:-?}"
         local log="$LOG_DIR/worker_$rank.log" why="exit code $dead_code"
@@ -216,7 +213,12 @@ supervise_msrun() {
         for f in "$LOG_DIR"/worker_*.log; do
             [ -f "$f" ] && grep -qaE 'Traceback|Error' "$f" && worst="$f" && break
         done
-        echo "error: msrun failed ($(exit_reason "$rc")); logs in $LOG_DIR.${worst:+ Last error line of $worst: $(last_error_line "$worst")}" >&2
+        # msrun names a dead worker only at GLOG_v <= 3; else say which rank exited first
+        local first=""
+        [ -z "$first_gone" ] || first=" The first worker to exit was rank ${WORKER_RANK[$first_gone]}."
+        local quote=""
+        [ -z "$worst" ] || quote=" Last error line of $worst: $(last_error_line "$worst")"
+        echo "error: msrun failed ($(exit_reason "$rc")); logs in $LOG_DIR.$first$quote" >&2
         exit 1
     fi
 }
