@@ -24,6 +24,8 @@ from common.metrics.sod import SODMetric
 from common.tasks.base import Task, check_finite, predict_loop, square_size, staged_folder, write_image
 
 RESULT_NAMES = {
+    "max_f_pr_curve": "max F of the dataset PR curve (sal_eval_toolbox convention)",
+    "mean_f_pr_curve": "mean F of the dataset PR curve (sal_eval_toolbox convention)",
     "max_f": "max F-measure (beta^2 = 0.3) - U-2-Net paper metric",
     "mean_image_adaptive_f": "mean over images of adaptive-threshold F - RAS paper metric",
     "mae": "mean absolute error",
