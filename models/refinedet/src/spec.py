@@ -26,7 +26,8 @@ DEFAULTS = model_defaults("detection", {
     },
     "data": {
         "format": "coco",            # coco | voc | txt | mindrecord (root = the .mindrecord file(s))
-        "root": "data/synthetic_coco/train2017",   # images; VOC: VOC2007 folder or a list of folders
+        "root": "data/synthetic_coco/train2017",   # images; VOC: the VOC2007 folder
+        "extra_roots": [],           # more sets read with the same ann_file (VOC2012 beside VOC2007)
         "ann_file": "data/synthetic_coco/annotations/instances_train2017.json",  # VOC: image set
         "size": None,                # training input S; default: the variant's (320 / 512)
         "normalise": "auto",         # auto (vgg16: caffe, resnet101: imagenet) | caffe | imagenet
@@ -138,7 +139,7 @@ SPEC = ModelSpec(
                    "--num-classes", "3", "--seed", "0"),
         data_keys={"data.root": "train2017", "data.ann_file": "annotations/instances_train2017.json",
                    "test.root": "val2017", "test.ann_file": "annotations/instances_val2017.json"},
-        epochs=30, predict_input="val2017",
+        epochs=2, predict_input="val2017",  # a look at every step; learning needs far more (README)
         tiny=("data.size=64", "test.size=64", "model.num_classes=4"),
         tiny_synthetic=("--format", "coco", "--num", "4", "--num-val", "3", "--size", "64", "--num-classes", "3")),
     doc="RefineDet single-shot refinement detector, VGG-16 / ResNet-101 at 320 / 512 (Zhang et al., CVPR 2018).",
