@@ -77,10 +77,10 @@ def train_transform(size, mode, photometric=True, expand_ratio=4.0, min_iou_crop
 
 
 def build_source(data_cfg):
-    """Training reader(s) of ``data``: coco (``root`` images, ``ann_file`` json), voc (``root`` one
-    VOC folder or a list of them, e.g. VOC2007 + VOC2012, ``ann_file`` the image set), txt (``root``
-    image folder, ``ann_file`` list)."""
-    roots = data_cfg.root if isinstance(data_cfg.root, list) else [data_cfg.root]
+    """Training reader(s) of ``data``: coco (``root`` images, ``ann_file`` json), voc (``root`` a VOC
+    folder, ``ann_file`` the image set), txt (``root`` image folder, ``ann_file`` list); each of
+    ``extra_roots`` adds one more such set (e.g. VOC2012 beside VOC2007)."""
+    roots = [data_cfg.root, *data_cfg.extra_roots]
     table = {"coco": lambda r: CocoDetection(r, data_cfg.ann_file, skip_empty=True),
              "voc": lambda r: VOCDetection(r, data_cfg.ann_file or "trainval"),
              "txt": lambda r: TxtDetection(data_cfg.ann_file, r)}
@@ -96,7 +96,7 @@ def _mindrecord_dataset(cfg, transform, dist):
     from common.data.batching import PadToFixed
     from common.data.mindrecord import DET_COLUMNS, decode_det_row, read_det_mindrecord
 
-    files = cfg.data.root if isinstance(cfg.data.root, list) else [cfg.data.root]
+    files = [cfg.data.root, *cfg.data.extra_roots]
     shard = (dist.size, dist.rank) if dist.distributed else (None, None)
     dataset = read_det_mindrecord(files, *shard, shuffle=True, num_parallel_workers=cfg.train.num_workers)
     pad = PadToFixed({"gt_boxes": (4,), "gt_labels": ()}, cfg.data.max_boxes, "gt_mask")
