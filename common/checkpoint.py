@@ -9,9 +9,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 import mindspore as ms
+import numpy as np
 
 from common.torch_pickle import read_torch_state_dict  # noqa: F401  (re-exported)
 

@@ -18,8 +18,15 @@ import numpy as np
 
 from common.data import CocoDetection, ImageFolderDataset, SODDataset, VOCSegDataset
 from common.data.synthetic import generate
-from common.data.transforms import (Compose, Normalize, RandomCrop, RandomHorizontalFlip, RandomScale, Resize,
-                                    ToCHW)
+from common.data.transforms import (
+    Compose,
+    Normalize,
+    RandomCrop,
+    RandomHorizontalFlip,
+    RandomScale,
+    Resize,
+    ToCHW,
+)
 from common.data.transforms_cls import imagenet_train_transform
 from common.data.transforms_det import Expand, MinIoURandomCrop, PhotometricDistort
 

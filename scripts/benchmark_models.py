@@ -12,9 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 import mindspore as ms
+import numpy as np
 from mindspore import Tensor
 
 from common.export import export_model, onnx_session

@@ -67,7 +67,7 @@ def main(argv=None):
     for i, (title, cmd) in enumerate(steps, 1):
         print(f"\n=== [{i}/{len(steps)}] {title}\n$ python {' '.join(cmd)}", flush=True)
         t0 = time.time()
-        proc = subprocess.run([sys.executable, *cmd], cwd=ROOT)
+        proc = subprocess.run([sys.executable, *cmd], cwd=ROOT, check=False)
         if proc.returncode != 0:
             sys.exit(f"quickstart: step '{title}' failed with exit code {proc.returncode}")
         print(f"--- done in {time.time() - t0:.0f} s")

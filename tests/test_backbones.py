@@ -3,14 +3,20 @@ and loading torchvision / MindSpore model zoo / RefineDet layouts with a report.
 import ast
 import functools
 
+import mindspore as ms
 import numpy as np
 import pytest
-
-import mindspore as ms
 from mindspore import Tensor
 
-from common.backbones import (create_backbone, mindspore_modelzoo_resnet_key_map, resnet50, resnet101,
-                              torchvision_resnet_key_map, torchvision_vgg16_key_map, vgg16)
+from common.backbones import (
+    create_backbone,
+    mindspore_modelzoo_resnet_key_map,
+    resnet50,
+    resnet101,
+    torchvision_resnet_key_map,
+    torchvision_vgg16_key_map,
+    vgg16,
+)
 from common.checkpoint import CheckpointError, load_weights, named_parameters
 from common.export import export_model, onnx_session
 

@@ -2,14 +2,19 @@ import multiprocessing as mp
 import os
 import time
 
+import mindspore as ms
 import numpy as np
 import pytest
-
-import mindspore as ms
 from mindspore import nn
 
-from common.checkpoint import (CheckpointError, load_weights, read_checkpoint, save_checkpoint,
-                               state_dict, torch_to_mindspore_names)
+from common.checkpoint import (
+    CheckpointError,
+    load_weights,
+    read_checkpoint,
+    save_checkpoint,
+    state_dict,
+    torch_to_mindspore_names,
+)
 
 
 class Tiny(nn.Cell):

@@ -1,7 +1,6 @@
 import pytest
 
-from common.config import (ConfigError, Opt, load_config, save_config,
-                           with_engine_defaults)
+from common.config import ConfigError, Opt, load_config, save_config, with_engine_defaults
 
 DEFAULTS = with_engine_defaults({"model": {"name": "u2netp", "size": 320}, "data": {"root": Opt(str)}})
 

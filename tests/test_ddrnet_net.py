@@ -12,12 +12,12 @@ from common.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
-from models import create_model, list_models
 from common.runner.convert import convert, fitting_variants
 from common.runner.convert import convert_main as _convert_main
-from models.ddrnet.src.spec import SPEC
+from models import create_model, list_models
 from models.ddrnet.src import BasicBlock, Bottleneck, DropPath
 from models.ddrnet.src.convert import authors_to_ours, detect_layout, missing_stem_biases, old_port_to_ours
+from models.ddrnet.src.spec import SPEC
 
 # Trainable parameter counts of the authors' classification models (ydhongHIT/DDRNet).
 AUTHORS_PARAMS = {"ddrnet23": 28_216_616, "ddrnet23_slim": 7_574_664, "ddrnet39": 40_130_344}

@@ -1,10 +1,9 @@
 """export_model: ONNX (with graph fix-ups, dynamic batch), MINDIR, AIR refusal on CPU, parity
 failures that leave no file, and the ONNX Runtime helpers."""
+import mindspore as ms
 import numpy as np
 import onnx
 import pytest
-
-import mindspore as ms
 from mindspore import Tensor, nn, ops
 
 from common import layers as L

@@ -7,10 +7,9 @@ infer_app -> outputs compared with MindSpore's own.
 """
 import subprocess
 
+import mindspore as ms
 import numpy as np
 import pytest
-
-import mindspore as ms
 from mindspore import nn, ops
 
 from common import infer310

@@ -1,9 +1,8 @@
 """Export-safe layers equal the plain MindSpore operators (PyNative and graph mode), PyTorch
 semantics written out in numpy, and ONNX Runtime running the exported graph."""
+import mindspore as ms
 import numpy as np
 import pytest
-
-import mindspore as ms
 from mindspore import Tensor, nn, ops
 
 from common import layers as L

@@ -1,8 +1,7 @@
 """The registry, and one forward + backward test for every registered model."""
+import mindspore as ms
 import numpy as np
 import pytest
-
-import mindspore as ms
 from mindspore import Tensor, ops
 
 import models
@@ -27,7 +26,7 @@ def test_duplicate_registration_is_refused():
     list_models()
     with pytest.raises(ValueError, match="already registered"):
         @register_model
-        def u2netp():  # noqa: F811  (the point of the test)
+        def u2netp():
             return None
 
 

@@ -1,10 +1,9 @@
 """U-2-Net network: the authors' parameter names, shapes and counts, outputs, gradients, training."""
 import ast
 
+import mindspore as ms
 import numpy as np
 import pytest
-
-import mindspore as ms
 from mindspore import nn, ops
 
 import models

@@ -7,11 +7,10 @@ matches ONNX Runtime on that file, and our predict script reproduces the authors
 import subprocess
 import sys
 
+import mindspore as ms
 import numpy as np
 import pytest
 from PIL import Image
-
-import mindspore as ms
 
 from common.checkpoint import load_weights, save_checkpoint, state_dict
 from common.data.image_io import read_image

@@ -5,8 +5,13 @@
 """
 import difflib
 
-from common.backbones.resnet import (ResNet, mindspore_modelzoo_resnet_key_map, resnet50, resnet101,
-                                     torchvision_resnet_key_map)
+from common.backbones.resnet import (
+    ResNet,
+    mindspore_modelzoo_resnet_key_map,
+    resnet50,
+    resnet101,
+    torchvision_resnet_key_map,
+)
 from common.backbones.vgg import VGG16, torchvision_vgg16_key_map, vgg16
 
 BACKBONES = {"resnet50": resnet50, "resnet101": resnet101, "vgg16": vgg16}

@@ -225,7 +225,7 @@ class CenterCrop:
         ch, cw = self.size
         if ch > h or cw > w:
             raise ValueError(f"CenterCrop{self.size}: image is only {h}x{w}")
-        return crop_sample(sample, int(round((h - ch) / 2)), int(round((w - cw) / 2)), ch, cw)
+        return crop_sample(sample, round((h - ch) / 2), round((w - cw) / 2), ch, cw)
 
 
 # ---- flips and rotations ----------------------------------------------------------------------

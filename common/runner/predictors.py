@@ -1,7 +1,6 @@
 """``predict(batch NCHW float32) -> [numpy outputs]`` from a MindSpore Cell or an ONNX session:
 the one calling convention every task's scoring loop uses."""
 import numpy as np
-
 from mindspore import Tensor
 
 

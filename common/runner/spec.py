@@ -5,8 +5,10 @@ from a config, which task scores it, its variants and their default input sizes,
 layouts); every entry point (train, eval, export, infer_onnx, predict, preprocess, postprocess,
 convert_weights) is the same code in :mod:`common.runner.commands` for every model.
 """
+from __future__ import annotations
+
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable
 
 
 def identity_deploy(net, cfg):
@@ -46,13 +48,13 @@ class ModelSpec:
     build_loss: Callable
     build_train_data: Callable
     deploy: Callable = identity_deploy
-    paper_metric: Optional[str] = None
+    paper_metric: str | None = None
     hooks: dict = field(default_factory=dict)
     key_maps: dict = field(default_factory=dict)
-    detect_layout: Optional[Callable] = None
+    detect_layout: Callable | None = None
     read_weights: dict = field(default_factory=dict)
-    pretrained_key_map: Optional[Callable] = None   # train.pretrained of another layout -> ours
-    quick: Optional[QuickRecipe] = None
+    pretrained_key_map: Callable | None = None   # train.pretrained of another layout -> ours
+    quick: QuickRecipe | None = None
     num_inputs: int = 1
     doc: str = ""
 

@@ -4,6 +4,7 @@ import shutil
 import sys
 from contextlib import contextmanager
 from pathlib import Path
+from typing import ClassVar
 
 import cv2
 import numpy as np
@@ -33,8 +34,8 @@ class Task:
     Runtime, ...)."""
 
     name = "task"
-    defaults = {}                 # config sections the task reads (merged under the model's)
-    predict_arguments = []        # extra predict.py flags: [(flags, kwargs)]
+    defaults: ClassVar[dict] = {}     # config sections the task reads (merged under the model's)
+    predict_arguments: ClassVar[list] = []  # extra predict.py flags: [(flags, kwargs)]
 
     def input_size(self, spec, cfg):
         """(H, W) the deployed network takes (also the export size)."""
@@ -59,7 +60,7 @@ class Task:
 
     def training_evaluator(self, spec, cfg):
         """``evaluate(net) -> metrics`` for evaluation during training, or None."""
-        return None
+        return
 
     def evaluate(self, spec, cfg, predict, tag):
         raise NotImplementedError

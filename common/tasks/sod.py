@@ -9,6 +9,7 @@ and optionally ``hooks["postprocess"](map, (h, w)) -> uint8`` (default :func:`to
 its deployed network returns the saliency probability map (N, 1, H, W) first.
 """
 from pathlib import Path
+from typing import ClassVar
 
 import cv2
 import numpy as np
@@ -116,7 +117,7 @@ _TAGS = {"eval": ("pred", "eval_results.json"), "onnx": ("pred_onnx", "eval_resu
 
 class SODTask(Task):
     name = "sod"
-    defaults = {
+    defaults: ClassVar[dict] = {
         "data": {"val_root": Opt(str)},                  # evaluated during training when set
         "test": {
             "root": "data/synthetic_sod/test",          # images/ + masks/ (DUTS-TE, ECSSD, ...)
@@ -126,7 +127,7 @@ class SODTask(Task):
             "max_images": Opt(int),
         },
     }
-    predict_arguments = [(("--cutout",), {"action": "store_true",
+    predict_arguments: ClassVar[list] = [(("--cutout",), {"action": "store_true",
                                           "help": "also write RGBA cut-outs (the map as alpha)"})]
 
     def input_size(self, spec, cfg):

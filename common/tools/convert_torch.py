@@ -12,8 +12,13 @@ import argparse
 import importlib
 import sys
 
-from common.checkpoint import (CheckpointError, load_weights, save_checkpoint, state_dict,
-                               torch_to_mindspore_names)
+from common.checkpoint import (
+    CheckpointError,
+    load_weights,
+    save_checkpoint,
+    state_dict,
+    torch_to_mindspore_names,
+)
 from common.torch_pickle import TorchFileError, read_torch_state_dict
 
 

@@ -22,6 +22,6 @@ def ddrnet39(num_classes: int = 1000, drop_path_rate: float = 0.0, in_channels: 
     return build_ddrnet("ddrnet39", num_classes, drop_path_rate, in_channels, numerics)
 
 
-from models.ddrnet.src.spec import SPEC  # noqa: E402  (the variants above must exist first)
+from models.ddrnet.src.spec import SPEC
 
 register_spec(SPEC)

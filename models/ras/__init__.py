@@ -8,6 +8,6 @@ def ras(in_channels: int = 3, frozen_bn: bool = False, numerics: str = "authors"
     return build_ras(in_channels, frozen_bn, numerics)
 
 
-from models.ras.src.spec import SPEC  # noqa: E402  (the variants above must exist first)
+from models.ras.src.spec import SPEC
 
 register_spec(SPEC)

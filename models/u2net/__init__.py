@@ -15,6 +15,6 @@ def u2netp(in_channels: int = 3, out_channels: int = 1, return_logits: bool = Fa
     return build_u2net("u2netp", in_channels, out_channels, return_logits, numerics)
 
 
-from models.u2net.src.spec import SPEC  # noqa: E402  (the variants above must exist first)
+from models.u2net.src.spec import SPEC
 
 register_spec(SPEC)

@@ -1,8 +1,8 @@
 """What DDRNet hands to the shared runner (common/runner): its network, loss, data and key maps."""
+from common.checkpoint import split_state
 from common.runner.spec import ModelSpec, QuickRecipe
 from models import create_model
 from models.ddrnet.src.config import DEFAULTS
-from common.checkpoint import split_state
 from models.ddrnet.src.convert import KEY_MAPS, detect_layout, missing_stem_biases
 from models.ddrnet.src.data import build_train_dataset
 from models.ddrnet.src.loss import SoftTargetCrossEntropy

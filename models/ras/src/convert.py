@@ -22,8 +22,13 @@ Every map is a plain function {name: array} -> {name: array}, usable as ``key_ma
 import re
 
 from common.backbones.resnet import torchvision_resnet_key_map
-from common.checkpoint import (CheckpointError, split_state, strip_prefixes, torch_to_mindspore_names,
-                               unwrap_torch_checkpoint)
+from common.checkpoint import (
+    CheckpointError,
+    split_state,
+    strip_prefixes,
+    torch_to_mindspore_names,
+    unwrap_torch_checkpoint,
+)
 
 HEAD_PREFIXES = ("mscm.", "ra1.", "ra2.", "ra3.", "ra4.")
 # (pattern, replacement) applied in order to the old port's names (after its prefix is removed).

@@ -10,8 +10,17 @@ import numpy as np
 
 from common.data.loader import build_dataset
 from common.data.sod import SODDataset
-from common.data.transforms import (IMAGENET_MEAN, IMAGENET_STD, Compose, MaskToUnit, Normalize,
-                                    RandomHorizontalFlip, RandomRotation, Resize, ToCHW)
+from common.data.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Compose,
+    MaskToUnit,
+    Normalize,
+    RandomHorizontalFlip,
+    RandomRotation,
+    Resize,
+    ToCHW,
+)
 
 _MEAN = np.asarray(IMAGENET_MEAN, np.float32)
 _STD = np.asarray(IMAGENET_STD, np.float32)

@@ -3,8 +3,13 @@ from common.runner.args import model_defaults
 from common.runner.spec import ModelSpec, QuickRecipe
 from common.tasks.sod import SaliencyOutput
 from models import create_model
-from models.ras.src.convert import (HEAD_PREFIXES, KEY_MAPS, detect_layout, to_ours,
-                                    torchvision_backbone_to_ours)
+from models.ras.src.convert import (
+    HEAD_PREFIXES,
+    KEY_MAPS,
+    detect_layout,
+    to_ours,
+    torchvision_backbone_to_ours,
+)
 from models.ras.src.data import build_train_dataset, preprocess
 from models.ras.src.loss import RASLoss
 

@@ -13,11 +13,16 @@ Two sources:
 from pathlib import Path
 
 import numpy as np
-
 from mindspore import nn
 
-from common.checkpoint import (CheckpointError, load_weights, named_parameters, read_torch_state_dict,
-                               state_dict, torch_to_mindspore_names)
+from common.checkpoint import (
+    CheckpointError,
+    load_weights,
+    named_parameters,
+    read_torch_state_dict,
+    state_dict,
+    torch_to_mindspore_names,
+)
 from models.u2net.src.u2net import REBNCONV, build_u2net
 
 VARIANTS = ("u2net", "u2netp")

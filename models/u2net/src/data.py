@@ -1,8 +1,17 @@
 """U-2-Net input pipelines (authors' recipe: resize 320, random crop 288, horizontal flip)."""
 from common.data.loader import build_dataset
 from common.data.sod import SODDataset
-from common.data.transforms import (Compose, MaskToUnit, Normalize, RandomCrop, RandomHorizontalFlip,
-                                    RandomRotation90, RandomVerticalFlip, Resize, ToCHW)
+from common.data.transforms import (
+    Compose,
+    MaskToUnit,
+    Normalize,
+    RandomCrop,
+    RandomHorizontalFlip,
+    RandomRotation90,
+    RandomVerticalFlip,
+    Resize,
+    ToCHW,
+)
 
 
 def train_transform(resize, crop, hflip=True, vflip=False, rot90=False):

@@ -8,10 +8,9 @@ predict_map: the fused output d0 (the authors' ``d1``) as a float map in [0, 1].
 postprocess: min-max normalise, x255 truncated to 8 bits (PIL's float -> 8-bit conversion in
   their ``save_output``), PIL bilinear resize back to the image size.
 """
+import mindspore as ms
 import numpy as np
 from PIL import Image
-
-import mindspore as ms
 
 MEAN = np.array([0.485, 0.456, 0.406])
 STD = np.array([0.229, 0.224, 0.225])
