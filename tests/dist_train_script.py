@@ -3,9 +3,8 @@ evaluation every epoch (rank 0 evaluates, rank 1 waits at the barrier), saves we
 import sys
 import time
 
-import numpy as np
-
 import mindspore as ms
+import numpy as np
 from mindspore import nn
 
 from common.checkpoint import state_dict

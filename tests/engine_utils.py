@@ -1,7 +1,6 @@
 """A tiny network and dataset for engine tests (importable by multi-process test scripts)."""
-import numpy as np
-
 import mindspore.dataset as ds
+import numpy as np
 from mindspore import nn, ops
 
 

@@ -85,7 +85,7 @@ def test_export_parity(tmp_path, fmt):
 
 
 def _run(args, cwd):
-    proc = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run([sys.executable, *args], check=False, cwd=cwd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     return proc.stdout
 
@@ -121,7 +121,8 @@ def test_eval_rejects_a_checkpoint_of_another_variant(tmp_path):
     ckpt = tmp_path / "w.ckpt"
     save_checkpoint(create_model("ddrnet23_slim", num_classes=4), ckpt)
     proc = subprocess.run([sys.executable, str(REPO_ROOT / "models/ddrnet/eval.py"), "--ckpt", str(ckpt),
-                           "model.name=ddrnet23", "model.num_classes=4"], capture_output=True, text=True,
+                           "model.name=ddrnet23", "model.num_classes=4"], check=False, capture_output=True,
+                          text=True,
                           cwd=tmp_path)
     assert proc.returncode != 0
     assert "layer1.0.conv1.weight" in proc.stderr and "shape mismatch" in proc.stderr
@@ -199,15 +200,15 @@ def test_sigterm_saves_a_resumable_checkpoint_and_resume_finishes(tmp_path):
     common = [f"output_dir={tmp_path / 'run'}", f"data.root={data}", "model.num_classes=4",
               "data.image_size=64", "train.batch_size=4", "train.log_interval=1", "train.epochs=3",
               "data.eval_batch_size=4"]
-    log = open(tmp_path / "log.txt", "w")
-    proc = subprocess.Popen([sys.executable, str(REPO_ROOT / "models/ddrnet/train.py"), "--config", cfg,
-                             *common], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.time() + 300
-    while "step 3/16" not in (tmp_path / "log.txt").read_text():
-        assert proc.poll() is None and time.time() < deadline, (tmp_path / "log.txt").read_text()[-2000:]
-        time.sleep(0.5)
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=120) == 143
+    with open(tmp_path / "log.txt", "w") as log:
+        proc = subprocess.Popen([sys.executable, str(REPO_ROOT / "models/ddrnet/train.py"), "--config", cfg,
+                                 *common], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 300
+        while "step 3/16" not in (tmp_path / "log.txt").read_text():
+            assert proc.poll() is None and time.time() < deadline, (tmp_path / "log.txt").read_text()[-2000:]
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=120) == 143
     text = (tmp_path / "log.txt").read_text()
     ckpt = tmp_path / "run/checkpoints/interrupted.ckpt"
     assert ckpt.is_file() and "resumable checkpoint" in text

@@ -46,7 +46,7 @@ def test_loss_is_the_sum_of_seven_named_bce_terms():
 
 
 def _run(args, cwd, ok=True):
-    proc = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run([sys.executable, *args], check=False, cwd=cwd, capture_output=True, text=True, timeout=900)
     if ok:
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     return proc

@@ -78,7 +78,6 @@ def barrier():
     An all-reduce of one value read back on the host: MindSpore's Barrier op has no CPU kernel,
     the all-reduce runs on every backend."""
     import numpy as np
-
     from mindspore import Tensor, ops
 
     ops.AllReduce()(Tensor(np.ones(1, np.float32))).asnumpy()

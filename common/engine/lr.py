@@ -51,7 +51,7 @@ def build_lr_schedule(name, base_lr, steps_per_epoch, epochs, warmup_epochs=0.0,
         raise ValueError(f"lr schedule needs steps_per_epoch > 0 and epochs > 0, got "
                          f"{steps_per_epoch} and {epochs}")
     total = int(steps_per_epoch * epochs)
-    warmup_steps = int(round(warmup_epochs * steps_per_epoch))
+    warmup_steps = round(warmup_epochs * steps_per_epoch)
     lrs = SCHEDULES[name](base_lr, total, steps_per_epoch=steps_per_epoch,
                           warmup_steps=warmup_steps, **kwargs)
     for step in range(min(warmup_steps, total)):
