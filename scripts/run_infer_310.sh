@@ -33,6 +33,7 @@ USAGE="usage: $0 MODEL MINDIR_OR_ONNX DATA_PATH [DEVICE_ID] [BACKEND=ascend310|l
    or: $0 MODEL_FILE DATA_DIR [DEVICE_ID] [BACKEND] (with PREPROCESS / POSTPROCESS commands)"
 [ $# -ge 2 ] || die "$USAGE"
 PRE_CMD=(); POST_CMD=()
+case "$1" in *.mindir|*.onnx|*.ms) [ -f "$1" ] || die "model file not found: $1" ;; esac
 if [ -f "$1" ]; then
     [ $# -le 4 ] || die "$USAGE"
     MODEL_FILE="$1"; DATA_DIR="$2"; DEVICE_ID="${3:-0}"; BACKEND="${4:-ascend310}"

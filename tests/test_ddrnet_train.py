@@ -113,7 +113,7 @@ def test_entry_points_end_to_end(tmp_path):
     assert onnx_result["top1"] == ms_result["top1"] and onnx_result["top5"] == ms_result["top5"]
     out = _run([str(REPO_ROOT / "models/ddrnet/predict.py"), "--config", cfg, "--ckpt", str(ckpt),
                 "--input", str(data / "val"), "--out", str(tmp_path / "pred"), *common], tmp_path)
-    assert len(list((tmp_path / "pred").glob("*_top5.jpg"))) == 10
+    assert len(list((tmp_path / "pred").rglob("*_top5.jpg"))) == 10  # val/<class>/ kept
     assert "n00000000" in out                       # class names from the training folders
 
 

@@ -56,3 +56,25 @@ def test_u2netp_reaches_090_max_f_on_synthetic_sod(tmp_path):
     assert result["num_images"] == 24
     assert result["max_f"] >= 0.90
     assert minutes <= 15
+
+
+def test_ras_loss_falls_and_adaptive_f_passes_060_on_synthetic_sod(tmp_path):
+    """A shortened RAS quick recipe (the full one is in models/ras/README.md)."""
+    data = tmp_path / "data"
+    _run(["-m", "common.data.synthetic", "--format", "sod", "--out", str(data), "--num", "64",
+          "--num-val", "12", "--size", "128", "--seed", "0"], REPO_ROOT, 120)
+    cfg = str(REPO_ROOT / "configs/ras/ras_1xb8_synthetic_quick-cpu.yaml")
+    common = [f"output_dir={tmp_path / 'run'}", f"data.train_root={data / 'train'}",
+              f"test.root={data / 'test'}", "data.size=96", "test.size=96"]
+    _run([str(REPO_ROOT / "models/ras/train.py"), "--config", cfg, *common, "train.epochs=6",
+          "train.log_interval=4"], tmp_path, 5 * 60)
+    _run([str(REPO_ROOT / "models/ras/eval.py"), "--config", cfg, *common, "--ckpt_file",
+          str(tmp_path / "run/checkpoints/last.ckpt")], tmp_path, 300)
+    losses = [json.loads(line)["loss"] for line in (tmp_path / "run/train_log.jsonl").read_text().splitlines()
+              if '"loss"' in line]
+    result = json.loads((tmp_path / "run/eval_results.json").read_text())
+    print(f"ras synthetic (shortened): loss {losses[0]:.3f} -> {losses[-1]:.3f}, "
+          f"mean adaptive F {result['mean_image_adaptive_f']:.3f}")
+    assert len(losses) >= 4 and losses[-1] < 0.6 * losses[0]
+    assert result["num_images"] == 12
+    assert result["mean_image_adaptive_f"] >= 0.60

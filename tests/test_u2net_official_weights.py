@@ -49,7 +49,7 @@ def converted(official, tmp_path_factory):
     out = tmp_path_factory.mktemp("u2netp") / "u2netp.ckpt"
     proc = _run(CONVERT, "--src", official[0], "--variant", "u2netp", "--out", out)
     assert proc.returncode == 0, proc.stderr
-    assert "686 tensors loaded" in proc.stdout and "1,131,181 trainable" in proc.stdout, proc.stdout
+    assert "loaded 686 tensors" in proc.stdout and "1,131,181 trainable" in proc.stdout, proc.stdout
     return out
 
 
