@@ -370,6 +370,7 @@ def test_ras_oldport_end_to_end(pynative):
     assert _rel_change(base[0], got[0]) > 1e-2
 
 
+@pytest.mark.extended
 @pytest.mark.slow
 @pytest.mark.parametrize("name,size,overrides", [("u2netp", (72, 56), ()),
                                                  ("ddrnet23_slim", (64, 64), ("model.num_classes=10",)),

@@ -165,6 +165,7 @@ def test_resnet_outputs_at_64(resnet81):
     assert all(np.isfinite(o).all() for o in out)
 
 
+@pytest.mark.extended
 @pytest.mark.slow
 def test_outputs_at_320_and_512(vgg21, resnet81):
     out = _forward(vgg21, (320, 320))

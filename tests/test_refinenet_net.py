@@ -444,6 +444,7 @@ def test_exports_onnx_and_mindir_small_non_square(quiet_net, tmp_path):
     _export_parity(quiet_net, (65, 97), tmp_path, ("ONNX", "MINDIR"))
 
 
+@pytest.mark.extended
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["ONNX", "MINDIR"])
 def test_exports_513(quiet_net, tmp_path, fmt):

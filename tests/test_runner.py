@@ -111,8 +111,16 @@ def _metrics(path, task):
     return result
 
 
+def _quick_variant(name):
+    spec = get_spec(name)
+    return load_config(spec.defaults, REPO_ROOT / spec.quick.config).model.name == name
+
+
+# Every registered model; in CI (slow tier) the variant of each folder's quick recipe, the other
+# variants of the same code path in the extended tier (CI's time budget).
 @pytest.mark.slow
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", [n if _quick_variant(n) else pytest.param(n, marks=pytest.mark.extended)
+                                  for n in list_models()])
 def test_every_entry_point_runs_on_tiny_data(name, tmp_path):
     spec, data, cfg = _tiny(name, tmp_path)
     run = tmp_path / "run"
