@@ -18,6 +18,7 @@ from models import create_model, list_models
 from models.ddrnet.src import BasicBlock, Bottleneck, DropPath
 from models.ddrnet.src.convert import authors_to_ours, detect_layout, missing_stem_biases, old_port_to_ours
 from models.ddrnet.src.spec import SPEC
+from tests import reference_tables
 
 # Trainable parameter counts of the authors' classification models (ydhongHIT/DDRNet).
 AUTHORS_PARAMS = {"ddrnet23": 28_216_616, "ddrnet23_slim": 7_574_664, "ddrnet39": 40_130_344}
@@ -28,25 +29,11 @@ BN_FIELDS = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean",
 
 
 def read_table(reference_keys, variant):
-    """[(authors' name, shape)] in module order."""
-    rows = []
-    for line in (reference_keys / TABLES[variant]).read_text().splitlines():
-        name, shape, _ = line.split("\t")
-        rows.append((name, tuple(int(s) for s in shape.strip("()").split(",") if s.strip())))
-    return rows
+    return reference_tables.read_table(reference_keys / TABLES[variant])
 
 
 def mindspore_names(rows):
-    """The table with BN fields renamed and num_batches_tracked dropped (written out here,
-    independently of the converter under test)."""
-    bn = {n.rsplit(".", 1)[0] for n, _ in rows if n.endswith(".running_mean")}
-    out = []
-    for name, shape in rows:
-        module, leaf = name.rsplit(".", 1)
-        if leaf == "num_batches_tracked":
-            continue
-        out.append((f"{module}.{BN_FIELDS[leaf]}" if module in bn else name, shape))
-    return out
+    return reference_tables.bn_renamed(rows)
 
 
 def synthetic_authors_state(reference_keys, variant, seed=0):

@@ -1,6 +1,5 @@
 """RAS (v1, ResNet-50): parameter counts and names against the authors' table, the reverse-attention
 wiring, initialisation, export parity, the BCE + IoU loss, one training step and the key maps."""
-import ast
 
 import mindspore as ms
 import numpy as np
@@ -21,6 +20,7 @@ from models.ras.src.convert import (
 )
 from models.ras.src.loss import RASLoss
 from models.ras.src.ras import ReverseAttention, build_ras
+from tests import reference_tables
 
 # Trainable parameters of the authors' RAS v1 (ShuhanChen/RAS-pytorch v1/RAS.py), counted in PyTorch.
 PARAMS, BACKBONE_PARAMS = 24_697_989, 23_508_032
@@ -73,27 +73,11 @@ def scaled_net(net):
 
 
 def read_table(reference_keys):
-    """[(authors' name, shape)] in the authors' state-dict order."""
-    rows = []
-    for line in (reference_keys / TABLE).read_text().splitlines():
-        name, shape, numel = line.split("\t")
-        shape = tuple(ast.literal_eval(shape))
-        assert int(np.prod(shape)) == int(numel), line
-        rows.append((name, shape))
-    return rows
+    return reference_tables.read_table(reference_keys / TABLE)
 
 
 def mindspore_names(rows):
-    """The table with BN fields renamed and num_batches_tracked dropped (written out here,
-    independently of the converter under test)."""
-    bn = {n.rsplit(".", 1)[0] for n, _ in rows if n.endswith(".running_mean")}
-    out = []
-    for name, shape in rows:
-        module, leaf = name.rsplit(".", 1)
-        if leaf == "num_batches_tracked":
-            continue
-        out.append((f"{module}.{BN_FIELDS[leaf]}" if module in bn else name, shape))
-    return out
+    return reference_tables.bn_renamed(rows)
 
 
 def random_state(rows, seed):

@@ -1,7 +1,6 @@
 """RefineNet-101: DrSleep's parameter names, shapes and counts, the blocks against numpy, output
 size, dropout placement, frozen BatchNorm, the loss, one training step, weight converters, export.
 """
-import ast
 
 import mindspore as ms
 import numpy as np
@@ -21,6 +20,7 @@ from models.refinenet.src.convert import (
     ours_to_authors,
 )
 from models.refinenet.src.loss import RefineNetLoss
+from tests import reference_tables
 
 # Trainable parameters of DrSleep's rf101(21), counted in PyTorch; its ResNet-101 part
 # (conv1, bn1, layer1..4) alone.
@@ -75,26 +75,11 @@ def damp_residuals(model, gamma=0.2):
 
 
 def read_table(reference_keys):
-    """[(DrSleep's name, shape)] in module order."""
-    rows = []
-    for line in (reference_keys / TABLE).read_text().splitlines():
-        name, shape, numel = line.split("\t")
-        shape = tuple(ast.literal_eval(shape))
-        assert int(np.prod(shape)) == int(numel), line
-        rows.append((name, shape))
-    return rows
+    return reference_tables.read_table(reference_keys / TABLE)
 
 
 def bn_renamed(rows):
-    """The table with MindSpore's BatchNorm fields, without num_batches_tracked (written out here,
-    independently of the converter under test)."""
-    bn = {n.rsplit(".", 1)[0] for n, _ in rows if n.endswith(".running_mean")}
-    out = []
-    for name, shape in rows:
-        module, leaf = name.rsplit(".", 1)
-        if leaf != "num_batches_tracked":
-            out.append((f"{module}.{BN_FIELDS[leaf]}" if module in bn else name, shape))
-    return out
+    return reference_tables.bn_renamed(rows)
 
 
 def tagged_state(rows, offset=0.0):
