@@ -252,12 +252,18 @@ def save_config(cfg, path):
     return path
 
 
+def merge_sections(*layers):
+    """Later layers win; sections (dicts) are merged key by key, one level deep."""
+    out = {}
+    for layer in layers:
+        for key, value in layer.items():
+            if isinstance(value, dict) and isinstance(out.get(key), dict):
+                out[key] = {**out[key], **copy.deepcopy(value)}
+            else:
+                out[key] = copy.deepcopy(value)
+    return out
+
+
 def with_engine_defaults(model_defaults):
     """Shared engine sections deep-merged with a model's own defaults (model wins)."""
-    out = copy.deepcopy(ENGINE_DEFAULTS)
-    for key, value in model_defaults.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = {**out[key], **copy.deepcopy(value)}
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
+    return merge_sections(ENGINE_DEFAULTS, model_defaults)

@@ -6,11 +6,10 @@ Flags follow the old MindSpore ports (``--ckpt_file``, ``--file_format``, ``--fi
 (or a launcher passing it) says otherwise.
 """
 import argparse
-import copy
 import difflib
 import os
 
-from common.config import ConfigError, Opt, load_config, with_engine_defaults
+from common.config import ConfigError, Opt, load_config, merge_sections, with_engine_defaults
 
 DEVICES = ("CPU", "GPU", "Ascend")
 
@@ -25,18 +24,6 @@ RUNNER_DEFAULTS = {
         "atol": 1e-4,                # parity check: atol + 1e-6 x max|output|
     },
 }
-
-
-def merge_sections(*layers):
-    """Later layers win; sections (dicts) are merged key by key, one level deep."""
-    out = {}
-    for layer in layers:
-        for key, value in layer.items():
-            if isinstance(value, dict) and isinstance(out.get(key), dict):
-                out[key] = {**out[key], **copy.deepcopy(value)}
-            else:
-                out[key] = copy.deepcopy(value)
-    return out
 
 
 def model_defaults(task_name, model_sections):

@@ -75,6 +75,20 @@ class Task:
         raise NotImplementedError
 
 
+class SquareTestSplit:
+    """Tasks whose config names the scored split ``test.root`` and the square input ``test.size``."""
+
+    def input_size(self, spec, cfg):
+        return (cfg.test.size, cfg.test.size)
+
+    def with_input_size(self, spec, cfg, size):
+        cfg.test.size = square_size(size, f"models/{spec.folder} evaluation (test.size)")
+        return cfg
+
+    def data_path_overrides(self, path):
+        return [f"test.root={path}"]
+
+
 # ---------------------------------------------------------------- files
 
 def list_input_images(path):

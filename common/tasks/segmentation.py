@@ -34,7 +34,14 @@ from common.layers import interp_matrix
 from common.metrics import write_json
 from common.metrics._cli import format_table
 from common.metrics.segmentation import SegmentationMetric
-from common.tasks.base import Task, check_finite, predict_loop, square_size, staged_folder, write_image
+from common.tasks.base import (
+    SquareTestSplit,
+    Task,
+    check_finite,
+    predict_loop,
+    staged_folder,
+    write_image,
+)
 
 _MEAN = np.asarray(IMAGENET_MEAN, np.float32)
 _STD = np.asarray(IMAGENET_STD, np.float32)
@@ -177,7 +184,7 @@ def overlay(image, labels, alpha=0.5):
 
 # ---------------------------------------------------------------- the task object
 
-class SegmentationTask(Task):
+class SegmentationTask(SquareTestSplit, Task):
     name = "segmentation"
     defaults: ClassVar[dict] = {
         "data": {"val_root": Opt(str), "val_list": Opt(str)},   # evaluated during training when set
@@ -193,16 +200,6 @@ class SegmentationTask(Task):
     }
     predict_arguments: ClassVar[list] = [(("--no_overlay",), {"action": "store_true",
                                               "help": "write only the palette label PNGs"})]
-
-    def input_size(self, spec, cfg):
-        return (cfg.test.size, cfg.test.size)
-
-    def with_input_size(self, spec, cfg, size):
-        cfg.test.size = square_size(size, f"models/{spec.folder} evaluation (test.size)")
-        return cfg
-
-    def data_path_overrides(self, path):
-        return [f"test.root={path}"]
 
     @staticmethod
     def _source(root, list_file, max_images=None):

@@ -22,7 +22,14 @@ from common.data.sod import SODDataset
 from common.infer310 import InputWriter
 from common.metrics import write_json
 from common.metrics.sod import SODMetric
-from common.tasks.base import Task, check_finite, predict_loop, square_size, staged_folder, write_image
+from common.tasks.base import (
+    SquareTestSplit,
+    Task,
+    check_finite,
+    predict_loop,
+    staged_folder,
+    write_image,
+)
 
 RESULT_NAMES = {
     "max_f_pr_curve": "max F of the dataset PR curve (sal_eval_toolbox convention)",
@@ -115,7 +122,7 @@ _TAGS = {"eval": ("pred", "eval_results.json"), "onnx": ("pred_onnx", "eval_resu
          "310": ("pred_310", "eval_results_310.json")}
 
 
-class SODTask(Task):
+class SODTask(SquareTestSplit, Task):
     name = "sod"
     defaults: ClassVar[dict] = {
         "data": {"val_root": Opt(str)},                  # evaluated during training when set
@@ -129,16 +136,6 @@ class SODTask(Task):
     }
     predict_arguments: ClassVar[list] = [(("--cutout",), {"action": "store_true",
                                           "help": "also write RGBA cut-outs (the map as alpha)"})]
-
-    def input_size(self, spec, cfg):
-        return (cfg.test.size, cfg.test.size)
-
-    def with_input_size(self, spec, cfg, size):
-        cfg.test.size = square_size(size, f"models/{spec.folder} evaluation (test.size)")
-        return cfg
-
-    def data_path_overrides(self, path):
-        return [f"test.root={path}"]
 
     def _preprocess(self, spec, cfg):
         size = self.input_size(spec, cfg)
