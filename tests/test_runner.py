@@ -1,9 +1,7 @@
 """The shared runner: every entry point of every registered model on tiny synthetic data, the
 common flags, device resolution, and one image reader for scoring and predict."""
-import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,13 +14,13 @@ from common.paths import REPO_ROOT
 from common.runner.args import build_parser, parse
 from common.runner.commands import main
 from models import create_model, get_spec, list_models, model_info
+from tests.tiny_runs import METRIC_KEYS, every_model
+from tests.tiny_runs import metrics as _metrics
+from tests.tiny_runs import run as _run
+from tests.tiny_runs import tiny as _tiny
 
 ENTRY_POINTS = ("train", "eval", "export", "infer_onnx", "predict", "preprocess", "postprocess",
                 "convert_weights")
-METRIC_KEYS = {"sod": {"max_f", "mae", "s_measure", "mean_image_adaptive_f"},
-               "classification": {"top1", "top5", "num_samples"},
-               "segmentation": {"miou", "per_class_iou"},
-               "detection": {"AP", "AP50"}}
 
 
 def test_every_model_folder_has_every_entry_point_as_a_shim():
@@ -85,42 +83,8 @@ def test_model_name_typo_is_one_line_error_and_unknown_flags_name_the_key():
 
 # ---------------------------------------------------------------- every entry point, every model
 
-def _tiny(name, tmp_path):
-    spec = get_spec(name)
-    data = tmp_path / "data"
-    subprocess.run([sys.executable, "-m", "common.data.synthetic", *spec.quick.tiny_synthetic,
-                    "--out", str(data),
-                    "--seed", "0"], cwd=REPO_ROOT, check=True, capture_output=True)
-    keys = [f"{k}={data / v}" for k, v in spec.quick.data_keys.items()]
-    overrides = [f"model.name={name}", f"output_dir={tmp_path / 'run'}", "mode=pynative", *keys,
-                 *spec.quick.tiny, "train.epochs=1", "train.max_steps_per_epoch=2", "train.batch_size=2",
-                 "train.num_workers=1", "train.log_interval=1", "train.overwrite=true"]
-    return spec, data, ["--config", str(REPO_ROOT / spec.quick.config), *overrides]
-
-
-def _run(command, spec, argv):
-    try:
-        main(command, spec, [str(a) for a in argv])
-    except SystemExit as exc:
-        assert exc.code in (0, None), f"{command} exited with {exc.code}"
-
-
-def _metrics(path, task):
-    result = json.loads(Path(path).read_text())
-    assert METRIC_KEYS[task] <= set(result), (path, sorted(result))
-    return result
-
-
-def _quick_variant(name):
-    spec = get_spec(name)
-    return load_config(spec.defaults, REPO_ROOT / spec.quick.config).model.name == name
-
-
-# Every registered model; in CI (slow tier) the variant of each folder's quick recipe, the other
-# variants of the same code path in the extended tier (CI's time budget).
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [n if _quick_variant(n) else pytest.param(n, marks=pytest.mark.extended)
-                                  for n in list_models()])
+@pytest.mark.parametrize("name", every_model())
 def test_every_entry_point_runs_on_tiny_data(name, tmp_path):
     spec, data, cfg = _tiny(name, tmp_path)
     run = tmp_path / "run"

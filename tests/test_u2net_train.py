@@ -136,33 +136,6 @@ def test_bad_inputs_fail_with_clear_messages(tmp_path, tiny_sod):
 
 
 @pytest.mark.slow
-def test_310_flow_with_lite_matches_eval(tmp_path, tiny_sod, run_infer_310):
-    """preprocess.py -> ONNX -> run_infer_310.sh (C++ app, Lite CPU) -> postprocess.py: the
-    scores equal eval.py's on the same checkpoint."""
-    from common.checkpoint import save_checkpoint
-    from models import create_model
-
-    ckpt = tmp_path / "w.ckpt"
-    ms.set_seed(0)
-    save_checkpoint(create_model("u2netp"), ckpt)
-    common = [f"output_dir={tmp_path / 'run'}", f"test.root={tiny_sod / 'test'}", "test.size=64",
-              "export.size=64"]
-    _run([str(REPO_ROOT / "models/u2net/eval.py"), "--ckpt", str(ckpt), *common], tmp_path)
-    onnx = tmp_path / "u2netp.onnx"
-    _run([str(REPO_ROOT / "models/u2net/export.py"), "--ckpt", str(ckpt), "--file", str(onnx), *common],
-         tmp_path)
-    args = " ".join(common)
-    run_infer_310(onnx, tmp_path / "data", tmp_path,
-                  postprocess=f"{sys.executable} {REPO_ROOT}/models/u2net/postprocess.py --result_dir $RESULT_DIR --data_dir $DATA_DIR {args}",
-                  preprocess=f"{sys.executable} {REPO_ROOT}/models/u2net/preprocess.py --output_dir $DATA_DIR {args}")
-    assert "max_f" in (tmp_path / "acc.log").read_text()
-    ms_result = json.loads((tmp_path / "run/eval_results.json").read_text())
-    app_result = json.loads((tmp_path / "run/eval_results_310.json").read_text())
-    for key in ("mae", "max_f", "s_measure"):
-        assert app_result[key] == pytest.approx(ms_result[key], abs=2e-3), key
-
-
-@pytest.mark.slow
 def test_sigterm_mid_epoch_and_resume_equal_an_uninterrupted_run(tmp_path, tiny_sod):
     """The U2NETP quick recipe with 2 data workers: SIGTERM inside epoch 2, --resume (the
     consumed batches are skipped without decoding) ends with the uninterrupted run's weights."""

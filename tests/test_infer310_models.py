@@ -1,0 +1,56 @@
+"""The 310 flow of every registered model through the real C++ app on MindSpore Lite (CPU):
+preprocess.py -> ONNX -> run_infer_310.sh -> postprocess.py. The app's raw outputs equal the
+MindSpore network's on the same input files, and its scores equal eval.py's (slow tier)."""
+import json
+import sys
+
+import numpy as np
+import pytest
+from mindspore import Tensor
+
+from common.checkpoint import save_checkpoint
+from common.infer310 import iter_tensors, read_outputs
+from common.paths import REPO_ROOT
+from common.runner.args import parse
+from common.runner.commands import load_network
+from models import model_info
+from tests.tiny_runs import METRIC_KEYS, every_model, metrics, run, tiny
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("name", every_model())
+def test_310_flow_through_lite_equals_mindspore(name, tmp_path, run_infer_310):
+    import mindspore as ms
+
+    spec, _, argv = tiny(name, tmp_path)
+    _, cfg = parse(spec, "eval", [*argv, "--ckpt_file", str(tmp_path / "w.ckpt")])
+    ms.set_seed(0)
+    ckpt = save_checkpoint(spec.build_net(cfg), tmp_path / "w.ckpt")  # initial weights, as the authors'
+    run("eval", spec, [*argv, "--ckpt_file", ckpt])
+    onnx = tmp_path / f"{name}.onnx"
+    run("export", spec, [*argv, "--ckpt_file", ckpt, "--file_format", "ONNX", "--file_name", onnx])
+
+    folder = REPO_ROOT / "models" / model_info(name)["folder"]
+    args = " ".join(argv)
+    run_infer_310(onnx, tmp_path / "in", tmp_path,
+                  preprocess=f"{sys.executable} {folder}/preprocess.py --output_dir $DATA_DIR {args}",
+                  postprocess=(f"{sys.executable} {folder}/postprocess.py --result_dir $RESULT_DIR "
+                               f"--data_dir $DATA_DIR {args}"))
+
+    inputs, outputs = dict(iter_tensors(tmp_path / "in")), read_outputs(tmp_path / "result_Files")
+    assert inputs and sorted(outputs) == sorted(inputs)
+    net = load_network(spec, cfg, ckpt)
+    for sample, arrays in inputs.items():
+        want = net(*[Tensor(a) for a in arrays])
+        want = [w.asnumpy() for w in (want if isinstance(want, (tuple, list)) else [want])]
+        assert len(outputs[sample]) == len(want), sample
+        for k, (got, ref) in enumerate(zip(outputs[sample], want)):
+            np.testing.assert_allclose(got.reshape(ref.shape), ref, atol=1e-4, rtol=1e-4,
+                                       err_msg=f"{name} {sample} output {k}")
+
+    ms_result = metrics(tmp_path / "run/eval_results.json", spec.task)
+    app_result = json.loads((tmp_path / "run/eval_results_310.json").read_text())
+    for key in METRIC_KEYS[spec.task]:
+        if isinstance(ms_result[key], float):
+            assert app_result[key] == pytest.approx(ms_result[key], abs=2e-3), key
