@@ -60,7 +60,8 @@ ENGINE_DEFAULTS = {
         "overwrite": False,          # a fresh run may replace a non-empty output_dir (old run removed)
         "pretrained": Opt(str),      # weights to start from; every network key must load ...
         "pretrained_ignore": [],     # ... unless it matches one of these patterns (e.g. "head.*")
-        "sink": False,               # dataset sink mode: refused (CPU: no device queue; GPU/Ascend: not yet)
+        "sink": False,               # dataset sink mode (GPU/Ascend; MindSpore has no device queue on CPU)
+        "sink_size": -1,             # steps per device launch in sink mode; -1 = one launch per epoch
         "ema_decay": Opt(float),     # e.g. 0.9998: keep an EMA of weights, evaluated and kept as best
     },
     "optim": {

@@ -1,5 +1,6 @@
 """DDRNet recipe, training step with Mixup, export parity, and the real entry points end to end."""
 import json
+import re
 import subprocess
 import sys
 
@@ -174,3 +175,18 @@ def test_sigterm_saves_a_resumable_checkpoint_and_resume_finishes(tmp_path):
     _run([str(REPO_ROOT / "models/ddrnet/train.py"), "--config", cfg, *common, "--resume", str(ckpt)], tmp_path)
     summary = json.loads((tmp_path / "run/train_summary.json").read_text())
     assert summary["epochs"] == 3 and summary["global_step"] == 3 * 16
+
+
+def test_a_class_folder_beyond_num_classes_is_one_line_naming_the_file(tmp_path):
+    data = tmp_path / "data"
+    _run(["-m", "common.data.synthetic", "--format", "imagenet", "--out", str(data), "--num", "8",
+          "--num-val", "4", "--size", "32", "--num-classes", "4"], REPO_ROOT)
+    proc = subprocess.run([sys.executable, str(REPO_ROOT / "models/ddrnet/train.py"), "--config",
+                           str(CONFIGS / "ddrnet23_slim_1xb32_synthetic_quick-cpu.yaml"),
+                           f"output_dir={tmp_path / 'run'}", f"data.root={data}", "model.num_classes=3",
+                           "data.image_size=32", "train.batch_size=4", "train.epochs=1"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert re.search(r"n00000003/n00000003_\d+\.JPEG: label value 3 is outside 0\.\.2 \(num_classes 3\)",
+                     proc.stdout + proc.stderr), proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and "IndexError" not in proc.stderr

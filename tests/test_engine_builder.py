@@ -38,9 +38,10 @@ def test_a_fresh_run_refuses_a_non_empty_output_dir(tmp_path):
     assert sorted(p.name for p in (tmp_path / "old").iterdir()) == ["train_log.jsonl"]
     with pytest.raises(ConfigError, match="train.sink=true .* needs device GPU or Ascend"):
         check_sink(_cfg(tmp_path, "train.sink=true"))
-    with pytest.raises(ConfigError, match="not implemented by this engine yet on Ascend"):
-        check_sink(_cfg(tmp_path, "train.sink=true", "device=Ascend"))
-    check_sink(_cfg(tmp_path, "device=Ascend"))
+    check_sink(_cfg(tmp_path, "train.sink=true", "device=Ascend"))
+    check_sink(_cfg(tmp_path, "train.sink=true", "device=GPU", "train.sink_size=5"))
+    with pytest.raises(ConfigError, match="train.sink_size 0: expected -1"):
+        check_sink(_cfg(tmp_path, "train.sink=true", "device=GPU", "train.sink_size=0"))
 
 
 def _headless_weights(tmp_path):

@@ -56,17 +56,14 @@ def check_output_dir(cfg):
 
 
 def check_sink(cfg):
-    """Dataset sink mode (``ms.data_sink``: the device pulls batches from a queue, several steps
-    per launch) exists in MindSpore 2.10 on GPU and Ascend only. The engine's loop does not use
-    it yet, so ``train.sink=true`` is refused rather than silently ignored."""
-    if not cfg.train.sink:
-        return
-    if cfg.device == "CPU":
+    """Dataset sink mode (``ms.data_sink``: the device pulls batches from its queue and runs
+    ``train.sink_size`` steps per launch) exists in MindSpore 2.10 on GPU and Ascend only."""
+    if cfg.train.sink and cfg.device == "CPU":
         raise ConfigError("train.sink=true (dataset sink mode) needs device GPU or Ascend: MindSpore "
                           "2.10 has no device data queue on CPU; set train.sink=false")
-    raise ConfigError(f"train.sink=true: dataset sink mode is not implemented by this engine yet on "
-                      f"{cfg.device}; set train.sink=false (the step loop already reads the device "
-                      "only every train.log_interval steps)")
+    if cfg.train.sink_size == 0 or cfg.train.sink_size < -1:
+        raise ConfigError(f"train.sink_size {cfg.train.sink_size}: expected -1 (one launch per epoch) "
+                          "or a positive number of steps")
 
 
 def setup_run(cfg):
@@ -138,7 +135,7 @@ def build_trainer(cfg, network, loss_fn, steps_per_epoch, dist, evaluate=None, n
                    max_steps_per_epoch=cfg.train.max_steps_per_epoch, lr_schedule=lr,
                    ema_decay=cfg.train.ema_decay, log_interval=cfg.train.log_interval,
                    resume_guard={"optim.name": cfg.optim.name}, run_files=run_files,
-                   clear_on_start=clear)
+                   clear_on_start=clear, sink_size=cfg.train.sink_size if cfg.train.sink else None)
 
 
 def lr_schedule_from_config(cfg, steps_per_epoch, world_size=1):

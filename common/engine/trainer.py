@@ -19,6 +19,7 @@ import numpy as np
 from mindspore import Parameter, Tensor, amp, nn, ops
 
 from common.checkpoint import CheckpointError, named_parameters, read_checkpoint
+from common.config import ConfigError
 from common.data.errors import dataset_error_from
 from common.engine.amp import NoLossScaler, apply_amp
 from common.engine.distributed import DistInfo
@@ -76,7 +77,7 @@ class Trainer:
                  loss_scaler=None, clip_grad_norm=None, dist=None, callbacks=(), output_dir=".",
                  max_steps_per_epoch=None, jit=True, max_overflow_steps=100, lr_schedule=None,
                  ema_decay=None, log_interval=None, resume_guard=None, run_files=None,
-                 clear_on_start=()):
+                 clear_on_start=(), sink_size=None, data_sink=None):
         self.network = network
         self.lr_schedule = lr_schedule  # for logging; the optimizer holds its own copy
         self.optimizer = optimizer
@@ -101,11 +102,15 @@ class Trainer:
         self._stats = Parameter(Tensor(np.zeros(_LOSS + 1 + len(self.part_names), np.float32)),
                                 name="train_stats", requires_grad=False)
         self._flags = (Tensor(False), Tensor(True))  # step input: reset the statistics first
+        self._keep_run = (np.arange(_LOSS + 1 + len(self.part_names)) == _RUN).astype(np.float32)
         self._reset_next, self._last_stats = False, None
         amp_net = apply_amp(network, amp_level)
         self._loss_net = _WithLoss(amp_net, loss_fn, num_inputs)
         self._loss_net.set_train(True)
         self._step = self._build_step(clip_grad_norm, jit)
+        # dataset sink mode: None = the host loop; -1 = one device launch per epoch; k > 0 = k steps
+        self.sink_size, self._data_sink, self._sink, self._jit = sink_size, data_sink, None, jit
+        self._sink_chunk = 0
         self._stop_signal = None
         self._window_start = (0, time.perf_counter())
         self.host_syncs = 0  # device-to-host reads made by the loop (measured, not estimated)
@@ -158,6 +163,7 @@ class Trainer:
             ops.assign(stats, new)
             return new
 
+        self._raw_step = step
         return ms.jit(step) if jit else step
 
     # ----------------------------------------------------------------- state
@@ -241,7 +247,11 @@ class Trainer:
             return None
         stats = self._last_stats.asnumpy()  # the step's output: waits for that step to finish
         self.host_syncs += 1
-        self._reset_next = True
+        if self._sink is not None:  # the device runs whole chunks: reset the window from the host
+            self._stats.set_data(Tensor(stats * self._keep_run))
+            self._last_stats = None
+        else:
+            self._reset_next = True
         opt_step = int(stats[_OPT_STEP])
         steps, bad = int(stats[_STEPS]), int(stats[_BAD])
         start_step, t0 = self._window_start
@@ -307,6 +317,25 @@ class Trainer:
         else:
             self.epochs, self.total_steps = epochs, epochs * self.steps_per_epoch
         self.global_batch_size = dataset.get_batch_size() * self.dist.size
+        if self.sink_size is not None:
+            self._sink_chunk = self._plan_sink(size)
+
+    def _plan_sink(self, size):
+        """Steps per device launch in sink mode; every launch must end inside one epoch, at the
+        epoch's end or at the run's end, for the epoch callbacks and checkpoints to stay exact."""
+        chunk = self.steps_per_epoch if self.sink_size in (-1, 0) else int(self.sink_size)
+        if self.steps_per_epoch != size:
+            raise ConfigError(f"train.sink=true needs whole epochs: train.max_steps_per_epoch "
+                              f"{self.max_steps_per_epoch} < {size} batches per epoch")
+        if chunk < 1 or self.steps_per_epoch % chunk or self.total_steps % chunk:
+            raise ConfigError(f"train.sink_size {self.sink_size} must divide the {self.steps_per_epoch} "
+                              f"steps per epoch and the {self.total_steps} steps of the run")
+        for cb in self.callbacks:
+            every = getattr(cb, "interval_iters", None)
+            if every and every % chunk:
+                raise ConfigError(f"ckpt.interval_iters {every} must be a multiple of the {chunk} steps "
+                                  "of a sink launch (train.sink_size)")
+        return chunk
 
     def _start(self, start_from, dataset):
         self._saved_steps_per_epoch = 0
@@ -353,6 +382,9 @@ class Trainer:
         return self
 
     def _run_epoch(self, dataset, sampler, skip):
+        if self.sink_size is not None and skip == 0:
+            return self._run_epoch_sink(dataset, sampler)
+        # the host loop; in sink mode it finishes an epoch that a resume entered in the middle
         if sampler is not None:
             sampler.set_epoch(self.epoch)
             if skip and hasattr(sampler, "skip_next"):
@@ -384,6 +416,43 @@ class Trainer:
         finally:
             if sampler is not None and hasattr(sampler, "skip_next"):
                 sampler.skip_next(0)
+
+    def _run_epoch_sink(self, dataset, sampler):
+        """One epoch in dataset sink mode: ``ms.data_sink`` launches ``chunk`` steps at a time on
+        the device, which pulls the batches from its queue. The pipeline runs on over the epochs
+        (the sampler counts epochs by itself), so it is built once, at the first sink epoch."""
+        if self._sink is None:
+            if sampler is not None:
+                sampler.set_epoch(self.epoch)
+            flag = self._flags[0]
+            raw = self._raw_step
+
+            def sink_step(*batch):
+                return raw(flag, *batch)
+
+            sink = self._data_sink or ms.data_sink
+            self._sink = sink(sink_step, dataset, sink_size=self._sink_chunk,
+                              jit_config=ms.JitConfig() if self._jit else None)
+            if self._reset_next:  # a host-loop epoch (resumed mid-epoch) logged its last window
+                self._stats.set_data(Tensor(self._stats.asnumpy() * self._keep_run))
+                self._reset_next, self._last_stats = False, None
+        chunk = self._sink_chunk
+        try:
+            for end in range(chunk, self.steps_per_epoch + 1, chunk):
+                if self.global_step >= self.total_steps:
+                    break
+                t0 = time.perf_counter()
+                self._last_stats = self._sink()
+                self._install_signal_handlers()
+                self.global_step += chunk
+                self._log_window(self.epoch, end - 1)
+                self._call("on_step_end", {"epoch": self.epoch, "step_in_epoch": end - 1,
+                                           "step_time": (time.perf_counter() - t0) / chunk})
+        except RuntimeError as exc:
+            data_error = dataset_error_from(exc)
+            if data_error is None:
+                raise
+            raise data_error from None
 
     def _interrupt(self):
         signum, self._stop_signal = self._stop_signal, None

@@ -15,4 +15,5 @@ def build_train_dataset(data_cfg, num_classes, batch_size, dist, num_workers=2, 
                       data_cfg.switch_prob, data_cfg.label_smoothing)
     shard = {} if not dist.distributed else {"num_shards": dist.size, "shard_id": dist.rank}
     return build_dataset(source, transform, ["image", "label"], batch_size, shuffle=True,
-                         num_workers=num_workers, seed=seed, per_batch_map=mix, **shard)
+                         num_workers=num_workers, seed=seed, per_batch_map=mix,
+                         label_checks={"label": num_classes}, ignore_label=None, **shard)
