@@ -19,6 +19,7 @@ from tests.tiny_runs import METRIC_KEYS, every_model, metrics, run, tiny
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.own_process
 @pytest.mark.parametrize("name", every_model())
 def test_310_flow_through_lite_equals_mindspore(name, tmp_path, run_infer_310):
     import mindspore as ms

@@ -84,6 +84,7 @@ def test_model_name_typo_is_one_line_error_and_unknown_flags_name_the_key():
 # ---------------------------------------------------------------- every entry point, every model
 
 @pytest.mark.slow
+@pytest.mark.own_process
 @pytest.mark.parametrize("name", every_model())
 def test_every_entry_point_runs_on_tiny_data(name, tmp_path):
     spec, data, cfg = _tiny(name, tmp_path)
