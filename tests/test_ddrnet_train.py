@@ -96,7 +96,7 @@ def test_entry_points_end_to_end(tmp_path):
     data = tmp_path / "data"
     _run(["-m", "common.data.synthetic", "--format", "imagenet", "--out", str(data), "--num", "40",
           "--num-val", "10", "--size", "64", "--num-classes", "4"], REPO_ROOT)
-    cfg = str(CONFIGS / "ddrnet23_slim_1xb32_synthetic_quick-cpu.yaml")
+    cfg = str(CONFIGS / "ddrnet23_slim_1xb16_synthetic_quick-cpu.yaml")
     common = [f"output_dir={tmp_path / 'run'}", f"data.root={data}", "model.num_classes=4",
               "data.image_size=64", "train.batch_size=8", "data.eval_batch_size=4"]
     _run([str(REPO_ROOT / "models/ddrnet/train.py"), "--config", cfg, *common, "train.epochs=1",
@@ -156,7 +156,7 @@ def test_sigterm_saves_a_resumable_checkpoint_and_resume_finishes(tmp_path):
     data = tmp_path / "data"
     _run(["-m", "common.data.synthetic", "--format", "imagenet", "--out", str(data), "--num", "64",
           "--num-val", "4", "--size", "64", "--num-classes", "4"], REPO_ROOT)
-    cfg = str(CONFIGS / "ddrnet23_slim_1xb32_synthetic_quick-cpu.yaml")
+    cfg = str(CONFIGS / "ddrnet23_slim_1xb16_synthetic_quick-cpu.yaml")
     common = [f"output_dir={tmp_path / 'run'}", f"data.root={data}", "model.num_classes=4",
               "data.image_size=64", "train.batch_size=4", "train.log_interval=1", "train.epochs=3",
               "data.eval_batch_size=4"]
@@ -182,7 +182,7 @@ def test_a_class_folder_beyond_num_classes_is_one_line_naming_the_file(tmp_path)
     _run(["-m", "common.data.synthetic", "--format", "imagenet", "--out", str(data), "--num", "8",
           "--num-val", "4", "--size", "32", "--num-classes", "4"], REPO_ROOT)
     proc = subprocess.run([sys.executable, str(REPO_ROOT / "models/ddrnet/train.py"), "--config",
-                           str(CONFIGS / "ddrnet23_slim_1xb32_synthetic_quick-cpu.yaml"),
+                           str(CONFIGS / "ddrnet23_slim_1xb16_synthetic_quick-cpu.yaml"),
                            f"output_dir={tmp_path / 'run'}", f"data.root={data}", "model.num_classes=3",
                            "data.image_size=32", "train.batch_size=4", "train.epochs=1"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False)

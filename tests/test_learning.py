@@ -25,7 +25,7 @@ def test_ddrnet23_slim_reaches_90_top1_on_synthetic_imagenet(tmp_path):
     data = tmp_path / "data"
     _run(["-m", "common.data.synthetic", "--format", "imagenet", "--out", str(data), "--num", "400",
           "--num-val", "100", "--size", "96", "--seed", "0"], REPO_ROOT, 120)
-    cfg = str(REPO_ROOT / "configs/ddrnet/ddrnet23_slim_1xb32_synthetic_quick-cpu.yaml")
+    cfg = str(REPO_ROOT / "configs/ddrnet/ddrnet23_slim_1xb16_synthetic_quick-cpu.yaml")
     start = time.time()
     _run([str(REPO_ROOT / "models/ddrnet/train.py"), "--config", cfg, f"output_dir={tmp_path / 'run'}",
           f"data.root={data}"], tmp_path, 15 * 60)

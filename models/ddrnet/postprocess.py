@@ -3,7 +3,7 @@
     python models/ddrnet/postprocess.py --config CONFIG --data_path SPLIT --data_dir DATA_DIR \
         --result_dir result_Files
 
-CONFIG: a YAML of configs/ddrnet/, e.g. configs/ddrnet/ddrnet23_slim_1xb32_synthetic_quick-cpu.yaml
+CONFIG: a YAML of configs/ddrnet/, e.g. configs/ddrnet/ddrnet23_slim_1xb16_synthetic_quick-cpu.yaml
 """
 from common.runner import main
 from models.ddrnet.src.spec import SPEC

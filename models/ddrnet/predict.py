@@ -4,7 +4,7 @@
 
 Unreadable images are skipped with a warning, listed at the end, and the exit status is then 1.
 
-CONFIG: a YAML of configs/ddrnet/, e.g. configs/ddrnet/ddrnet23_slim_1xb32_synthetic_quick-cpu.yaml
+CONFIG: a YAML of configs/ddrnet/, e.g. configs/ddrnet/ddrnet23_slim_1xb16_synthetic_quick-cpu.yaml
 """
 from common.runner import main
 from models.ddrnet.src.spec import SPEC

@@ -3,7 +3,7 @@
     python models/ddrnet/train.py --config CONFIG [--device_target CPU|GPU|Ascend] \
         [--resume CKPT] [key=value ...]
 
-CONFIG: a YAML of configs/ddrnet/, e.g. configs/ddrnet/ddrnet23_slim_1xb32_synthetic_quick-cpu.yaml
+CONFIG: a YAML of configs/ddrnet/, e.g. configs/ddrnet/ddrnet23_slim_1xb16_synthetic_quick-cpu.yaml
 """
 from common.runner import main
 from models.ddrnet.src.spec import SPEC

@@ -38,7 +38,7 @@ SPEC = ModelSpec(
     key_maps=KEY_MAPS,
     detect_layout=detect_layout,
     quick=QuickRecipe(
-        config="configs/ddrnet/ddrnet23_slim_1xb32_synthetic_quick-cpu.yaml",
+        config="configs/ddrnet/ddrnet23_slim_1xb16_synthetic_quick-cpu.yaml",
         synthetic=("--format", "imagenet", "--num", "400", "--num-val", "100", "--size", "96", "--seed", "0"),
         data_keys={"data.root": "."}, epochs=12, predict_input="val",
         tiny=("data.image_size=64", "model.num_classes=4", "data.eval_batch_size=2"),
