@@ -169,11 +169,13 @@ class MixupCutmix:
 
 
 def imagenet_train_transform(size=224, auto_augment="rand-m9-mstd0.5-inc1", erase_p=0.25,
-                             interpolation="bicubic", mean=IMAGENET_MEAN, std=IMAGENET_STD):
-    """DeiT training chain: RRC -> flip -> RandAugment -> normalise -> RandomErasing -> CHW."""
+                             interpolation="bicubic", mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                             scale=(0.08, 1.0)):
+    """DeiT training chain: RRC (area fraction in ``scale``) -> flip -> RandAugment -> normalise ->
+    RandomErasing -> CHW."""
     from .randaugment import RandAugment
 
-    steps = [RandomResizedCrop(size, interpolation=interpolation), RandomHorizontalFlip()]
+    steps = [RandomResizedCrop(size, scale=tuple(scale), interpolation=interpolation), RandomHorizontalFlip()]
     if auto_augment:
         steps.append(RandAugment.from_config(auto_augment, interpolation=interpolation))
     steps.append(Normalize(mean, std))

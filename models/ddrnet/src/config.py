@@ -19,6 +19,7 @@ DEFAULTS = model_defaults("classification", {
         "image_size": 224,
         "crop_pct": 0.875,           # eval: resize short side to image_size / crop_pct, center crop
         "interpolation": "bicubic",
+        "crop_scale": [0.08, 1.0],   # train: RandomResizedCrop area fraction (timm's --scale)
         "auto_augment": "rand-m9-mstd0.5-inc1",
         "re_prob": 0.25,             # random erasing
         "mixup": 0.8,
