@@ -16,6 +16,9 @@ import mindspore as ms
 import numpy as np
 from mindspore import Tensor, nn
 
+from common.layers import resize_impl
+from common.onnx_runtime import onnx_session
+
 SUFFIXES = {"MINDIR": ".mindir", "ONNX": ".onnx", "AIR": ".air"}
 BATCH_AXIS = "batch"
 
@@ -81,21 +84,6 @@ def _device():
 
 
 # ---------------------------------------------------------------- ONNX Runtime helpers
-
-def onnx_session(path, threads=None, providers=None):
-    """ONNX Runtime session for ``path``: CUDA when available, else CPU; ``threads`` intra-op."""
-    import onnxruntime as ort
-
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"ONNX file not found: {path}")
-    options = ort.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = int(threads)
-    if providers is None:
-        available = ort.get_available_providers()
-        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
-    return ort.InferenceSession(str(path), sess_options=options, providers=list(providers))
-
 
 def run_onnx(session, inputs, batch_size=None):
     """Run ``session`` on ``inputs`` (array, list of arrays in input order, or {name: array}).
@@ -198,6 +186,9 @@ def _default_names(n):
     return ["x"] if n == 1 else [f"x{i}" for i in range(n)]
 
 
+# Exported graphs take the export-safe matmul resize (no bilinear op exports). The parity
+# reference may be a graph compiled before with the native resize; the check covers that too.
+@resize_impl("matmul")
 def export_model(net, inputs, fmt, path, check=True, atol=1e-4, input_names=None, dynamic_batch=True,
                  rtol=1e-6):
     """Export ``net`` to ``path`` in ``fmt`` ("MINDIR" | "ONNX" | "AIR") and check parity.

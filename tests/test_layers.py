@@ -45,9 +45,10 @@ RESIZES = (((6, 8), (13, 5)), ((16, 16), (7, 9)), ((5, 7), (20, 28)), ((9, 9), (
 class Resizes(nn.Cell):
     """All RESIZES of one input (cropped to each source size) with our resize or ops.interpolate."""
 
-    def __init__(self, align_corners, ours):
+    def __init__(self, align_corners, ours, half_pixel_centers=True):
         super().__init__()
         self.align_corners = align_corners
+        self.half_pixel_centers = half_pixel_centers
         self.ours = ours
 
     def construct(self, x):
@@ -55,24 +56,77 @@ class Resizes(nn.Cell):
         for (h, w), size in RESIZES:
             src = x[:, :, :h, :w]
             if self.ours:
-                y = L.resize_bilinear(src, size, self.align_corners)
+                y = L.resize_bilinear(src, size, self.align_corners, self.half_pixel_centers)
             else:
                 y = ops.interpolate(src, size=size, mode="bilinear", align_corners=self.align_corners)
             out = out + (y,)
         return out
 
 
+class WeightedSum(nn.Cell):
+    """sum_i <net(x)_i, weights_i>: its gradient is the vector-Jacobian product of ``net``."""
+
+    def __init__(self, net, weights):
+        super().__init__()
+        self.net = net
+        self.weights = weights
+
+    def construct(self, x):
+        total = 0.0
+        for y, w in zip(self.net(x), self.weights):
+            total = total + (y * w).sum()
+        return total
+
+
+@pytest.fixture(params=L.RESIZE_IMPLS)
+def resize_impl(request):
+    with L.resize_impl(request.param):
+        yield request.param
+
+
 @pytest.mark.parametrize("align_corners", [False, True])
-def test_resize_matches_interpolate(mode, align_corners):
+def test_resize_matches_interpolate(mode, resize_impl, align_corners):
     x = Tensor(RNG.standard_normal((2, 3, 16, 16)).astype(np.float32))
     _close(_np(Resizes(align_corners, True)(x)), _np(Resizes(align_corners, False)(x)))
 
 
-def test_resize_golden_values():
-    # 1-D [0, 3] -> 4 samples: corners aligned gives 0,1,2,3; half-pixel (clamped) 0,0.75,2.25,3
+# (align_corners, half_pixel_centers) of the models: U-2-Net / DDRNet / RefineNet loss (False, True),
+# RAS / RefineNet (True, either), the old ports' legacy mapping (False, False)
+MAPPINGS = ((False, True), (True, True), (True, False), (False, False))
+
+
+@pytest.mark.parametrize("align_corners,half_pixel_centers", MAPPINGS)
+def test_resize_native_equals_matmul(mode, align_corners, half_pixel_centers):
+    # every RESIZES pair (non-square, up and down, identity), values and gradients
+    x = Tensor(RNG.standard_normal((2, 3, 16, 16)).astype(np.float32))
+    weights = tuple(Tensor(RNG.standard_normal((2, 3) + size).astype(np.float32)) for _, size in RESIZES)
+    got = {}
+    for impl in L.RESIZE_IMPLS:
+        with L.resize_impl(impl):  # a fresh Cell per impl: graphs take the setting at compile time
+            net = Resizes(align_corners, True, half_pixel_centers)
+            got[impl] = _np(net(x)) + [ms.grad(WeightedSum(net, weights))(x).asnumpy()]
+    _close(got["native"], got["matmul"])
+    # the mapping really differs between the combinations (True ignores half_pixel_centers)
+    assert (np.abs(got["native"][0] - got["native"][0].mean()) > 0).any()
+
+
+def test_resize_impl_setting():
+    assert L.get_resize_impl() == "native"  # the default for training and evaluation
+    with L.resize_impl("matmul"):
+        assert L.get_resize_impl() == "matmul"
+    assert L.get_resize_impl() == "native"
+    with pytest.raises(ValueError, match="resize impl must be one of"):
+        L.set_resize_impl("nearest")
+
+
+def test_resize_golden_values(resize_impl):
+    # 1-D [0, 3] -> 4 samples: corners aligned gives 0,1,2,3; half-pixel (clamped) 0,0.75,2.25,3;
+    # legacy (src = dst * 2 / 4, clamped at the end) 0,1.5,3,3
     x = Tensor(np.array([0.0, 3.0], np.float32).reshape(1, 1, 1, 2))
     np.testing.assert_allclose(L.resize_bilinear(x, (1, 4), True).asnumpy().ravel(), [0, 1, 2, 3], atol=1e-6)
     np.testing.assert_allclose(L.resize_bilinear(x, (1, 4), False).asnumpy().ravel(), [0, 0.75, 2.25, 3],
+                               atol=1e-6)
+    np.testing.assert_allclose(L.resize_bilinear(x, (1, 4), False, False).asnumpy().ravel(), [0, 1.5, 3, 3],
                                atol=1e-6)
     cell = L.BilinearResize(scale_factor=2)
     assert cell(Tensor(np.zeros((1, 1, 3, 5), np.float32))).shape == (1, 1, 6, 10)
@@ -82,9 +136,18 @@ def test_resize_golden_values():
 
 @pytest.mark.parametrize("align_corners", [False, True])
 def test_resize_onnx(tmp_path, align_corners):
+    import onnx
+
     x = RNG.standard_normal((2, 3, 16, 16)).astype(np.float32)
     want = _np(Resizes(align_corners, False)(Tensor(x)))
-    _close(_onnx_outputs(Resizes(align_corners, True), x, tmp_path, f"resize{align_corners}.onnx"), want)
+    ours = Resizes(align_corners, True)
+    ms.set_context(mode=ms.GRAPH_MODE)
+    _close(_np(ours(Tensor(x))), want)  # compiled with the native resize first
+    assert L.get_resize_impl() == "native"
+    _close(_onnx_outputs(ours, x, tmp_path, f"resize{align_corners}.onnx"), want)
+    ops_used = {n.op_type for n in onnx.load(str(tmp_path / f"resize{align_corners}.onnx")).graph.node}
+    assert "MatMul" in ops_used and "Resize" not in ops_used, ops_used
+    assert L.get_resize_impl() == "native"  # restored after the export
 
 
 # ---------------------------------------------------------------- max pool

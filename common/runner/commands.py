@@ -8,6 +8,7 @@ from pathlib import Path
 
 from common.checkpoint import load_weights
 from common.cli import run_main
+from common.fold_bn import fold_batchnorm
 from common.runner.args import export_size, parse
 from common.runner.predictors import network_predictor, onnx_predictor
 from common.tasks import get_task
@@ -20,10 +21,12 @@ def _setup(cfg):
 
 
 def load_network(spec, cfg, ckpt):
-    """The deployed network of ``cfg.model.name`` with ``ckpt`` loaded strictly, in eval mode."""
+    """The deployed network of ``cfg.model.name`` with ``ckpt`` loaded strictly, in eval mode,
+    BatchNorm folded into the convolutions (eval, predict and export all run this one)."""
     net = spec.build_net(cfg)
     print(load_weights(net, ckpt, strict=True, key_map=None).summary())
     deployed = spec.deploy(net, cfg)
+    print(fold_batchnorm(deployed).summary())
     deployed.set_train(False)
     return deployed
 
