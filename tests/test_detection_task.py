@@ -255,3 +255,30 @@ def test_coco_labels_map_back_to_category_ids_and_max_images_limits_the_ground_t
     first = list(_perfect(source))[:4]
     limited = score_detections(iter(first), source, 13, tmp_path / "four.json")
     assert limited["num_images"] == 4 and limited["AP"] == pytest.approx(1.0)
+
+
+def test_evaluation_during_training_scores_data_val_as_eval_scores_test(tmp_path, pynative):
+    import subprocess
+    import sys
+
+    from common.paths import REPO_ROOT
+    from common.runner.predictors import network_predictor
+    from common.tasks.detection import TASK
+
+    data = tmp_path / "coco"
+    subprocess.run([sys.executable, "-m", "common.data.synthetic", "--format", "coco", "--out", str(data), "--num", "1",
+                    "--num-val", "3", "--size", "64", "--num-classes", "3", "--seed", "0"], cwd=REPO_ROOT, check=True,
+                   capture_output=True)
+    val = [f"data.val_root={data / 'val2017'}", f"data.val_ann_file={data / 'annotations/instances_val2017.json'}"]
+    test = [f"test.root={data / 'val2017'}", f"test.ann_file={data / 'annotations/instances_val2017.json'}"]
+    cfg = _cfg("model.num_classes=4", "test.size=64", "test.score_threshold=0.0", f"output_dir={tmp_path / 'run'}",
+               *val, *test)
+    assert TASK.training_evaluator(SPEC, _cfg()) is None              # no data.val_root: no evaluation
+    net = SPEC.build_net(cfg)
+    net.set_train(False)
+    during = TASK.training_evaluator(SPEC, cfg)(net)
+    final = TASK.evaluate(SPEC, cfg, network_predictor(SPEC.deploy(net, cfg)), "eval")
+    assert during["num_images"] == final["num_images"] == 3
+    for key in ("AP", "AP50", "AR_100"):
+        assert during[key] == pytest.approx(final[key], abs=1e-9), key
+    assert (tmp_path / "run/detections_val.json").is_file()

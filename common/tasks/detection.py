@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from common.config import ConfigError
+from common.config import Config, ConfigError, Opt
 from common.data.errors import DatasetError
 from common.data.voc_seg import VOC_CLASSES
 from common.infer310 import InputWriter
@@ -29,7 +29,8 @@ from common.tasks.base import OutputWriteError, Task, check_finite, predict_loop
 FORMATS = ("coco", "voc", "txt")
 _TAGS = {"eval": ("detections.json", "eval_results.json"),
          "onnx": ("detections_onnx.json", "eval_results_onnx.json"),
-         "310": ("detections_310.json", "eval_results_310.json")}
+         "310": ("detections_310.json", "eval_results_310.json"),
+         "val": ("detections_val.json", None)}
 REPORTED = ("AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large", "AR_100", "voc07_map", "voc12_map")
 
 
@@ -217,6 +218,8 @@ class DetectionTask(Task):
             "class_names": [],           # names of labels 1..C-1 for predict (default: the split's)
             "draw_threshold": 0.3,       # predict: boxes drawn from this score
         },
+        # evaluated during training when set: images and annotations in test.format
+        "data": {"val_root": Opt(str), "val_ann_file": Opt(str)},
     }
 
     def input_size(self, spec, cfg):
@@ -228,7 +231,7 @@ class DetectionTask(Task):
 
     def _paths(self, cfg, tag):
         dets, json_name = _TAGS[tag]
-        return Path(cfg.output_dir) / dets, Path(cfg.output_dir) / json_name
+        return Path(cfg.output_dir) / dets, Path(cfg.output_dir) / json_name if json_name else None
 
     def _count(self, cfg, source):
         return min(len(source), cfg.test.max_images or len(source))
@@ -248,13 +251,23 @@ class DetectionTask(Task):
         print(f"detections: {result['detections_file']}\nresults: {json_path}")
         return result
 
-    def evaluate(self, spec, cfg, predict, tag):
-        source = build_test_source(cfg.test)
+    def _score(self, spec, cfg, predict, source, tag):
         count, run = self._count(cfg, source), self._decode(spec, cfg, predict)
         items = ((s, run(s["image"])) for s in (source[i] for i in range(count)))
-        dets_path, json_path = self._paths(cfg, tag)
-        result = score_detections(items, source, cfg.model.num_classes, dets_path, count, tag)
-        return self._report(spec, cfg, result, json_path)
+        return score_detections(items, source, cfg.model.num_classes, self._paths(cfg, tag)[0], count, tag)
+
+    def training_evaluator(self, spec, cfg):
+        if not cfg.data.val_root:
+            return None
+        from common.runner.predictors import network_predictor
+
+        val = Config({"format": cfg.test.format, "root": cfg.data.val_root, "ann_file": cfg.data.val_ann_file})
+        source = build_test_source(val)  # read once, up front
+        return lambda net: self._score(spec, cfg, network_predictor(spec.deploy(net, cfg)), source, "val")
+
+    def evaluate(self, spec, cfg, predict, tag):
+        result = self._score(spec, cfg, predict, build_test_source(cfg.test), tag)
+        return self._report(spec, cfg, result, self._paths(cfg, tag)[1])
 
     def predict_files(self, spec, cfg, predict, files, out_dir, args):
         run, names, out_dir = self._decode(spec, cfg, predict), class_names(cfg), Path(out_dir)
