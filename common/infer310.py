@@ -16,6 +16,7 @@ import json
 import os
 import re
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,17 +83,22 @@ def read_manifest(folder):
     return samples
 
 
-def read_tensor(folder, entry):
-    """Load one manifest entry, checking the file size against dtype x shape."""
+def check_tensor_file(folder, entry):
+    """The path of one manifest entry, checked to exist and to hold dtype x shape bytes."""
     path = Path(folder) / entry.file
     if not path.is_file():
         raise Infer310Error(f"{path}: missing (listed in {Path(folder) / MANIFEST})")
-    dtype = np.dtype(DTYPES[entry.dtype])
-    want = int(np.prod(entry.shape, dtype=np.int64)) * dtype.itemsize
+    want = int(np.prod(entry.shape, dtype=np.int64)) * np.dtype(DTYPES[entry.dtype]).itemsize
     size = path.stat().st_size
     if size != want:
         raise Infer310Error(f"{path}: {size} bytes, but {entry.format()} needs {want}")
-    return np.fromfile(path, dtype=dtype).reshape(entry.shape)
+    return path
+
+
+def read_tensor(folder, entry):
+    """Load one manifest entry, checking the file size against dtype x shape."""
+    path = check_tensor_file(folder, entry)
+    return np.fromfile(path, dtype=np.dtype(DTYPES[entry.dtype])).reshape(entry.shape)
 
 
 def iter_tensors(folder):
@@ -101,9 +107,32 @@ def iter_tensors(folder):
         yield name, [read_tensor(folder, e) for e in entries]
 
 
+class AppOutputs(Mapping):
+    """The app's results as a read-only {sample name: [output 0, output 1, ...]} in manifest order.
+
+    Only the manifest is held; a sample's files are read when it is looked up, so scoring a
+    dataset of detector heads or segmentation logits never holds them all in memory."""
+
+    def __init__(self, folder):
+        self.folder = Path(folder)
+        self._entries = dict(read_manifest(folder))
+        for entries in self._entries.values():  # a missing or short file fails before any scoring
+            for entry in entries:
+                check_tensor_file(self.folder, entry)
+
+    def __getitem__(self, name):
+        return [read_tensor(self.folder, e) for e in self._entries[name]]
+
+    def __iter__(self):
+        return iter(self._entries)
+
+    def __len__(self):
+        return len(self._entries)
+
+
 def read_outputs(output_dir):
-    """The app's results: {sample name: [output 0, output 1, ...]} in manifest order."""
-    return dict(iter_tensors(output_dir))
+    """The app's results: {sample name: [output 0, output 1, ...]}, read lazily (:class:`AppOutputs`)."""
+    return AppOutputs(output_dir)
 
 
 class InputWriter:

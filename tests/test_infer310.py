@@ -225,3 +225,19 @@ def test_lite_app_matches_mindspore(tmp_path, lite_app, run_infer_310):
             worst = max(worst, float(np.max(np.abs(g - w))))
             np.testing.assert_allclose(g, w, atol=1e-4, rtol=0)
     print(f"max |infer_app (Lite) - MindSpore| = {worst:.3g}; {timing.splitlines()[0]}")
+
+
+def test_app_outputs_are_read_when_looked_up_not_all_at_once(tmp_path, monkeypatch):
+    from common import infer310
+
+    with infer310.InputWriter(tmp_path) as writer:
+        for i in range(3):
+            writer.add(f"s{i}", np.full((2, 3), i, np.float32), np.arange(4, dtype=np.float32))
+    reads = []
+    original = infer310.read_tensor
+    monkeypatch.setattr(infer310, "read_tensor", lambda folder, entry: reads.append(entry.file) or original(folder, entry))
+    outputs = infer310.read_outputs(tmp_path)
+    assert len(outputs) == 3 and list(outputs) == ["s0", "s1", "s2"] and reads == []
+    np.testing.assert_array_equal(outputs["s1"][0], np.full((2, 3), 1, np.float32))
+    assert reads == ["s1_0.bin", "s1_1.bin"]
+    assert dict(outputs)["s2"][1].tolist() == [0, 1, 2, 3]
