@@ -190,7 +190,7 @@ def _default_names(n):
 # reference may be a graph compiled before with the native resize; the check covers that too.
 @resize_impl("matmul")
 def export_model(net, inputs, fmt, path, check=True, atol=1e-4, input_names=None, dynamic_batch=True,
-                 rtol=1e-6):
+                 rtol=1e-5):
     """Export ``net`` to ``path`` in ``fmt`` ("MINDIR" | "ONNX" | "AIR") and check parity.
 
     ``inputs`` (a Tensor / array or a tuple of them) fix the traced shapes; random data is fine.
@@ -234,8 +234,9 @@ def export_model(net, inputs, fmt, path, check=True, atol=1e-4, input_names=None
         if check and fmt != "AIR":
             print(f"[export] {fmt} {path}: max |diff| per output = "
                   + ", ".join(f"{d:.3g}" for d in result.diffs))
-            # float32 reassociation error grows with the output's magnitude (e.g. the large
-            # logits of an untrained classifier), hence atol + rtol * max|output|
+            # float32 reassociation error grows with the output's magnitude and depth (e.g. the
+            # logits of an untrained RefineNet-101, up to ~800, differ by 1e-3), hence atol +
+            # rtol * max|output|
             limits = [atol + rtol * float(np.max(np.abs(r))) if r.size else atol for r in ref]
             if any(d > lim for d, lim in zip(result.diffs, limits)):
                 raise ExportError(f"{path}: exported {fmt} differs from the network by "

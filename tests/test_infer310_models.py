@@ -47,7 +47,10 @@ def test_310_flow_through_lite_equals_mindspore(name, tmp_path, run_infer_310):
         want = [w.asnumpy() for w in (want if isinstance(want, (tuple, list)) else [want])]
         assert len(outputs[sample]) == len(want), sample
         for k, (got, ref) in enumerate(zip(outputs[sample], want)):
-            np.testing.assert_allclose(got.reshape(ref.shape), ref, atol=1e-4, rtol=1e-4,
+            # 1e-4, widened with the output's magnitude as the export check is (float32 over 100+
+            # layers: untrained RefineNet logits reach ~200 and differ by ~1e-3)
+            np.testing.assert_allclose(got.reshape(ref.shape), ref, rtol=0,
+                                       atol=1e-4 + 1e-5 * float(np.abs(ref).max()),
                                        err_msg=f"{name} {sample} output {k}")
 
     ms_result = metrics(tmp_path / "run/eval_results.json", spec.task)
