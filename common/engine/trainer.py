@@ -134,7 +134,7 @@ class Trainer:
 
         grad_fn = ms.value_and_grad(forward, None, optimizer.parameters, has_aux=True)
 
-        keep_run = Tensor(np.eye(int(stats.shape[0]), dtype=np.float32)[_RUN])
+        keep_run = Tensor(self._keep_run)
 
         def step(reset, *batch):
             (scaled_loss, values), grads = grad_fn(*batch)
@@ -382,9 +382,18 @@ class Trainer:
         return self
 
     def _run_epoch(self, dataset, sampler, skip):
-        if self.sink_size is not None and skip == 0:
-            return self._run_epoch_sink(dataset, sampler)
-        # the host loop; in sink mode it finishes an epoch that a resume entered in the middle
+        try:
+            if self.sink_size is not None and skip == 0:
+                self._run_epoch_sink(dataset, sampler)
+            else:  # in sink mode the host loop finishes an epoch that a resume entered in the middle
+                self._run_epoch_host(dataset, sampler, skip)
+        except RuntimeError as exc:  # MindSpore wraps a failing sample: name its files in one line
+            data_error = dataset_error_from(exc)
+            if data_error is None:
+                raise
+            raise data_error from None
+
+    def _run_epoch_host(self, dataset, sampler, skip):
         if sampler is not None:
             sampler.set_epoch(self.epoch)
             if skip and hasattr(sampler, "skip_next"):
@@ -408,11 +417,6 @@ class Trainer:
                     self._log_window(self.epoch, i)
                 self._call("on_step_end", {"epoch": self.epoch, "step_in_epoch": i,
                                            "step_time": time.perf_counter() - t0})
-        except RuntimeError as exc:
-            data_error = dataset_error_from(exc)
-            if data_error is None:
-                raise
-            raise data_error from None
         finally:
             if sampler is not None and hasattr(sampler, "skip_next"):
                 sampler.skip_next(0)
@@ -437,22 +441,16 @@ class Trainer:
                 self._stats.set_data(Tensor(self._stats.asnumpy() * self._keep_run))
                 self._reset_next, self._last_stats = False, None
         chunk = self._sink_chunk
-        try:
-            for end in range(chunk, self.steps_per_epoch + 1, chunk):
-                if self.global_step >= self.total_steps:
-                    break
-                t0 = time.perf_counter()
-                self._last_stats = self._sink()
-                self._install_signal_handlers()
-                self.global_step += chunk
-                self._log_window(self.epoch, end - 1)
-                self._call("on_step_end", {"epoch": self.epoch, "step_in_epoch": end - 1,
-                                           "step_time": (time.perf_counter() - t0) / chunk})
-        except RuntimeError as exc:
-            data_error = dataset_error_from(exc)
-            if data_error is None:
-                raise
-            raise data_error from None
+        for end in range(chunk, self.steps_per_epoch + 1, chunk):
+            if self.global_step >= self.total_steps:
+                break
+            t0 = time.perf_counter()
+            self._last_stats = self._sink()
+            self._install_signal_handlers()
+            self.global_step += chunk
+            self._log_window(self.epoch, end - 1)
+            self._call("on_step_end", {"epoch": self.epoch, "step_in_epoch": end - 1,
+                                       "step_time": (time.perf_counter() - t0) / chunk})
 
     def _interrupt(self):
         signum, self._stop_signal = self._stop_signal, None
