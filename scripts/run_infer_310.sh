@@ -2,8 +2,9 @@
 # Inference with the C++ app (ascend310_infer/): preprocess -> build -> infer -> postprocess.
 #
 # Model form (the old ports' command line):
-#   bash scripts/run_infer_310.sh MODEL MINDIR_OR_ONNX DATA_PATH [DEVICE_ID] [BACKEND]
+#   bash scripts/run_infer_310.sh MODEL MINDIR_OR_ONNX DATA_PATH [DEVICE_ID] [BACKEND] [key=value ...]
 #   MODEL      exact model folder or registry name (a registry name adds model.name=NAME)
+#   key=value  config overrides given to both preprocess.py and postprocess.py
 #   DATA_PATH  the dataset the model's preprocess.py reads; its postprocess.py prints the metric
 #   CONFIG     (env, optional) config passed to both as --config
 #   runs models/<folder>/preprocess.py --data_path DATA_PATH --output_dir DATA_DIR, the app, then
@@ -29,13 +30,19 @@
 #   DRY_RUN=1    prints the commands only
 set -euo pipefail
 source "$(dirname "$0")/_common.sh"
-USAGE="usage: $0 MODEL MINDIR_OR_ONNX DATA_PATH [DEVICE_ID] [BACKEND=ascend310|lite_cpu]
+USAGE="usage: $0 MODEL MINDIR_OR_ONNX DATA_PATH [DEVICE_ID] [BACKEND=ascend310|lite_cpu] [key=value ...]
    or: $0 MODEL_FILE DATA_DIR [DEVICE_ID] [BACKEND] (with PREPROCESS / POSTPROCESS commands)"
+OVERRIDES=(); POSITIONAL=()
+for arg in "$@"; do
+    if [[ "$arg" =~ ^[A-Za-z_][A-Za-z0-9_.]*= ]]; then OVERRIDES+=("$arg"); else POSITIONAL+=("$arg"); fi
+done
+set -- "${POSITIONAL[@]}"
 [ $# -ge 2 ] || die "$USAGE"
 PRE_CMD=(); POST_CMD=()
 case "$1" in *.mindir|*.onnx|*.ms) [ -f "$1" ] || die "model file not found: $1" ;; esac
 if [ -f "$1" ]; then
     [ $# -le 4 ] || die "$USAGE"
+    [ ${#OVERRIDES[@]} -eq 0 ] || die "key=value overrides need the model form; the file form runs PREPROCESS / POSTPROCESS as given"
     MODEL_FILE="$1"; DATA_DIR="$2"; DEVICE_ID="${3:-0}"; BACKEND="${4:-ascend310}"
     if [ -n "${PREPROCESS:-}" ]; then PRE_CMD=(bash -c "$PREPROCESS"); fi
     if [ -n "${POSTPROCESS:-}" ]; then POST_CMD=(bash -c "$POSTPROCESS"); fi
@@ -51,9 +58,9 @@ else
         require_file "$MODEL_DIR/$step.py" "$step script of $1"
     done
     PRE_CMD=("$PYTHON" "$MODEL_DIR/preprocess.py" "${CFG_ARGS[@]}" --data_path "$DATA_PATH" --output_dir "$DATA_DIR"
-             "${MODEL_ARGS[@]}")
+             "${MODEL_ARGS[@]}" "${OVERRIDES[@]}")
     POST_CMD=("$PYTHON" "$MODEL_DIR/postprocess.py" "${CFG_ARGS[@]}" --data_path "$DATA_PATH" --data_dir "$DATA_DIR"
-              --result_dir "${RESULT_DIR:-result_Files}" "${MODEL_ARGS[@]}")
+              --result_dir "${RESULT_DIR:-result_Files}" "${MODEL_ARGS[@]}" "${OVERRIDES[@]}")
 fi
 case "$BACKEND" in
     ascend310) BUILD="${BUILD:-ascend}" ;;

@@ -60,20 +60,33 @@ def pynative():
     ms.set_context(mode=old)
 
 
+def _infer_310(args, cwd, timeout, **env):
+    proc = subprocess.run(["bash", str(REPO_ROOT / "scripts/run_infer_310.sh"), *map(str, args)], check=False,
+                          cwd=cwd, env=dict(os.environ, THREADS="2", **env), capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
 @pytest.fixture
 def run_infer_310(lite_app):
     """``run(model_file, data_dir, cwd, postprocess, preprocess=None)``: scripts/run_infer_310.sh
-    with the Lite CPU backend and the given PREPROCESS / POSTPROCESS commands; asserts success."""
+    in its file form with the Lite CPU backend and the given PREPROCESS / POSTPROCESS commands;
+    asserts success."""
     def run(model_file, data_dir, cwd, postprocess, preprocess=None, timeout=1200):
-        env = dict(os.environ, POSTPROCESS=postprocess, THREADS="2")
-        if preprocess:
-            env["PREPROCESS"] = preprocess
-        proc = subprocess.run(["bash", str(REPO_ROOT / "scripts/run_infer_310.sh"), str(model_file),
-                               str(data_dir), "0", "lite_cpu"], check=False, cwd=cwd, env=env,
-                              capture_output=True,
-                              text=True, timeout=timeout)
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-        return proc
+        env = {"POSTPROCESS": postprocess, **({"PREPROCESS": preprocess} if preprocess else {})}
+        return _infer_310([model_file, data_dir, "0", "lite_cpu"], cwd, timeout, **env)
+
+    return run
+
+
+@pytest.fixture
+def run_infer_310_model(lite_app):
+    """``run(model, model_file, data_path, cwd, config, overrides, data_dir)``: the old ports' one-call
+    form, ``run_infer_310.sh MODEL FILE DATA_PATH 0 lite_cpu key=value ...``; asserts success."""
+    def run(model, model_file, data_path, cwd, config, overrides, data_dir, timeout=1200):
+        return _infer_310([model, model_file, data_path, "0", "lite_cpu", *overrides], cwd, timeout,
+                          CONFIG=str(config), DATA_DIR=str(data_dir))
 
     return run
 

@@ -1,8 +1,9 @@
-"""The 310 flow of every registered model through the real C++ app on MindSpore Lite (CPU):
-preprocess.py -> ONNX -> run_infer_310.sh -> postprocess.py. The app's raw outputs equal the
-MindSpore network's on the same input files, and its scores equal eval.py's (slow tier)."""
+"""The 310 flow of every registered model through the real C++ app on MindSpore Lite (CPU), in
+the old ports' one call ``run_infer_310.sh MODEL ONNX DATA_PATH 0 lite_cpu`` (preprocess.py, the
+app, postprocess.py). The app's raw outputs equal the MindSpore network's on the same input
+files, and its scores equal eval.py's (slow tier)."""
 import json
-import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +11,6 @@ from mindspore import Tensor
 
 from common.checkpoint import save_checkpoint
 from common.infer310 import iter_tensors, read_outputs
-from common.paths import REPO_ROOT
 from common.runner.args import parse
 from common.runner.commands import load_network
 from models import model_info
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.mark.own_process
 @pytest.mark.parametrize("name", every_model())
-def test_310_flow_through_lite_equals_mindspore(name, tmp_path, run_infer_310):
+def test_310_flow_through_lite_equals_mindspore(name, tmp_path, run_infer_310_model):
     import mindspore as ms
 
     spec, _, argv = tiny(name, tmp_path)
@@ -32,12 +32,12 @@ def test_310_flow_through_lite_equals_mindspore(name, tmp_path, run_infer_310):
     onnx = tmp_path / f"{name}.onnx"
     run("export", spec, [*argv, "--ckpt_file", ckpt, "--file_format", "ONNX", "--file_name", onnx])
 
-    folder = REPO_ROOT / "models" / model_info(name)["folder"]
-    args = " ".join(argv)
-    run_infer_310(onnx, tmp_path / "in", tmp_path,
-                  preprocess=f"{sys.executable} {folder}/preprocess.py --output_dir $DATA_DIR {args}",
-                  postprocess=(f"{sys.executable} {folder}/postprocess.py --result_dir $RESULT_DIR "
-                               f"--data_dir $DATA_DIR {args}"))
+    # the old ports' one call: MODEL FILE DATA_PATH DEVICE_ID BACKEND, plus the tiny run's overrides
+    assert argv[0] == "--config"
+    data_path = (Path(cfg.data.root) / cfg.data.val_dir if spec.task == "classification" else cfg.test.root)
+    proc = run_infer_310_model(model_info(name)["folder"], onnx, data_path, tmp_path, argv[1], argv[2:],
+                               tmp_path / "in")
+    assert "postprocess" in proc.stdout and (tmp_path / "acc.log").is_file()
 
     inputs, outputs = dict(iter_tensors(tmp_path / "in")), read_outputs(tmp_path / "result_Files")
     assert inputs and sorted(outputs) == sorted(inputs)

@@ -341,6 +341,45 @@ def test_ddrnet_oldport_blocks_and_network(pynative):
     assert _rel_change(base, got) > 1e-2
 
 
+def _swap_same_convs(net):
+    """Every Conv2dSame of ``net`` replaced, in place, by MindSpore's own ``same`` conv."""
+    swaps = [(parent, name, child) for _, parent in net.cells_and_names()
+             for name, child in parent.name_cells().items() if isinstance(child, L.Conv2dSame)]
+    for parent, name, child in swaps:
+        native = _native_same(child)
+        if isinstance(parent, nn.SequentialCell):
+            parent[int(name)] = native
+        else:
+            setattr(parent, name, native)
+    return len(swaps)
+
+
+def test_ddrnet_oldport_whole_network_equals_native_ops(pynative, monkeypatch):
+    """The whole old-port DDRNet against a twin in which every same-padded conv is MindSpore's
+    ``Conv2d(pad_mode="same")`` and every fusion upsample is ``ResizeBilinearV2(half_pixel_centers=False)``."""
+    from models.ddrnet.src import ddrnet
+
+    _, oldport = _pair("ddrnet23_slim", "model.num_classes=10")
+    x = _x(2, 3, 96, 80)
+    got = oldport(x).asnumpy()
+    spec = models.get_spec("ddrnet23_slim")
+    twin = spec.build_net(load_config(spec.defaults, overrides=["model.name=ddrnet23_slim", "model.num_classes=10",
+                                                                "model.numerics=oldport"]))
+    for p, q in zip(oldport.get_parameters(), twin.get_parameters()):
+        assert p.name == q.name
+        q.set_data(p.data)
+    twin.set_train(False)
+    assert _swap_same_convs(twin) >= 4  # the stem, the stride-2 blocks' convs and projections, down paths
+    assert not any(isinstance(c, L.Conv2dSame) for _, c in twin.cells_and_names())
+
+    def native_up(low, ref, align_corners=False, half_pixel_centers=True):
+        assert not half_pixel_centers  # the old port's setting reaches the fusion
+        return _legacy_up(low, ref)
+
+    monkeypatch.setattr(ddrnet, "upsample_like", native_up)
+    np.testing.assert_allclose(twin(x).asnumpy(), got, rtol=0, atol=2e-5 * float(np.abs(got).max()))
+
+
 def _ref_ras(net, x):
     """RAS with the old port's native ops: ``same`` 3x3/2 max-pool and legacy resize."""
     r = net.resnet

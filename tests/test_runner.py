@@ -99,6 +99,9 @@ def test_every_entry_point_runs_on_tiny_data(name, tmp_path):
     onnx = tmp_path / "model.onnx"
     _run("export", spec, [*cfg, "--ckpt_file", ckpt, "--file_format", "ONNX", "--file_name", onnx])
     assert onnx.is_file()
+    mindir = tmp_path / "model.mindir"  # the old ports' form; export_model reloads it and checks parity
+    _run("export", spec, [*cfg, "--ckpt_file", ckpt, "--file_format", "MINDIR", "--file_name", mindir])
+    assert mindir.is_file()
     _run("infer_onnx", spec, [*cfg, "--onnx_file", onnx])
     onnx_result = _metrics(run / "eval_results_onnx.json", spec.task)
 
@@ -207,6 +210,62 @@ def test_export_into_an_unwritable_folder_names_the_folder_and_the_cause(tmp_pat
     message = str(exit_info.value.code) + capsys.readouterr().err
     assert f"cannot write the export into folder {blocker / 'sub'}" in message
     assert "Not a directory" in message
+
+
+def test_export_permission_denied_names_the_folder(tmp_path, capsys, monkeypatch):
+    # root ignores chmod here, so the refusal is the OS error a user without rights would get
+    real_open = open
+
+    def refusing_open(file, *args, **kwargs):
+        if str(file).startswith(str(tmp_path / "locked")):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", refusing_open)
+    ckpt = tmp_path / "w.ckpt"
+    save_checkpoint(create_model("u2netp"), ckpt)
+    (tmp_path / "locked").mkdir()
+    with pytest.raises(SystemExit) as exit_info:
+        main("export", get_spec("u2netp"), ["--ckpt_file", str(ckpt), "--file_format", "ONNX", "test.size=32",
+                                            "--file_name", str(tmp_path / "locked" / "model.onnx")])
+    message = str(exit_info.value.code) + capsys.readouterr().err
+    assert f"cannot write the export into folder {tmp_path / 'locked'}: Permission denied" in message
+    assert list((tmp_path / "locked").iterdir()) == []
+
+
+def test_predict_exits_2_naming_the_folder_it_cannot_write(tmp_path, capsys):
+    Image.fromarray(np.full((20, 24, 3), 90, np.uint8)).save(tmp_path / "img.jpg")
+    blocker = tmp_path / "out_is_a_file"
+    blocker.write_text("x")
+    ckpt = tmp_path / "w.ckpt"
+    save_checkpoint(create_model("u2netp"), ckpt)
+    with pytest.raises(SystemExit) as exit_info:
+        main("predict", get_spec("u2netp"), ["--ckpt_file", str(ckpt), "--input", str(tmp_path / "img.jpg"),
+                                             "--output_dir", str(blocker / "sub"), "test.size=32",
+                                             "mode=pynative"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"cannot create output folder {blocker / 'sub'}" in err
+    assert "wrote outputs" not in err
+
+
+def test_write_image_failure_names_the_file_and_leaves_nothing(tmp_path, monkeypatch):
+    from common.tasks import base
+
+    def refuse(src, dst):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(base.os, "replace", refuse)
+    with pytest.raises(base.OutputWriteError, match=r"cannot write .*a\.png: Permission denied"):
+        base.write_image(tmp_path / "a.png", np.zeros((4, 4, 3), np.uint8))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_predict_help_states_the_skip_and_exit_rules(capsys):
+    with pytest.raises(SystemExit):
+        main("predict", get_spec("u2netp"), ["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "corrupt image is skipped with a warning" in out and "exit status is 1" in out
 
 
 def test_infer_onnx_scores_at_the_onnx_files_size(tmp_path, capsys):

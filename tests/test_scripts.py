@@ -318,6 +318,18 @@ def test_infer_310_model_form(tmp_path):
     # without CONFIG the model's defaults apply: no --config at all
     pre, _, _, post = _commands(_sh("run_infer_310.sh", "ddrnet", model, data, cwd=tmp_path))
     assert "--config" not in pre and "--config" not in post and pre[1].endswith("models/ddrnet/preprocess.py")
+    # key=value overrides, anywhere after MODEL, reach both scripts; positionals keep their places
+    pre, _, app, post = _commands(_sh("run_infer_310.sh", "u2netp", model, "test.size=64", data, "2",
+                                      "output_dir=/tmp/x", cwd=tmp_path))
+    assert pre[-3:] == ["model.name=u2netp", "test.size=64", "output_dir=/tmp/x"]
+    assert post[-3:] == pre[-3:] and app[app.index("--device_id") + 1] == "2"
+
+
+def test_infer_310_file_form_refuses_overrides(tmp_path):
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"")
+    proc = _sh("run_infer_310.sh", model, tmp_path, "test.size=64", cwd=tmp_path)
+    assert proc.returncode != 0 and "overrides need the model form" in proc.stderr
 
 
 def test_infer_310_file_form_still_runs_custom_commands(tmp_path):

@@ -61,10 +61,14 @@ COMMAND_FLAGS = {"train": ["resume"], "eval": ["ckpt"], "export": ["ckpt", "expo
                  "predict": ["ckpt", "predict"], "preprocess": ["preprocess"], "postprocess": ["postprocess"]}
 
 
+EPILOGS = {"predict": "An unreadable or corrupt image is skipped with a warning; the skipped files are listed at "
+                       "the end and the exit status is 1. A failed write exits 2.\n"}
+
+
 def build_parser(command, description, extra=()):
     parser = argparse.ArgumentParser(
         description=description, allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Any config key can be overridden: optim.lr=0.01 or --train.epochs 5.")
+        epilog=EPILOGS.get(command, "") + "Any config key can be overridden: optim.lr=0.01 or --train.epochs 5.")
     parser.add_argument("--config", help="YAML config file (see configs/<model>/)")
     parser.add_argument("--device_target", choices=DEVICES,
                         help="CPU | GPU | Ascend (default: the config's device)")

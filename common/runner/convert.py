@@ -65,7 +65,7 @@ def convert_main(spec, argv=None):
     parser.add_argument("--src", required=True, help="weights file (.pth/.pt/.tar, .ckpt/.safetensors"
                         + "".join(f", {s}" for s in spec.read_weights) + ")")
     parser.add_argument("--variant", required=True, choices=sorted(spec.variants))
-    parser.add_argument("--out", "--ckpt_file", dest="out", required=True,
+    parser.add_argument("--out", "--output", dest="out", required=True,
                         help="output .ckpt or .safetensors")
     args, overrides = parser.parse_known_args(argv)
     try:

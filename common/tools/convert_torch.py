@@ -1,6 +1,6 @@
 """Convert a PyTorch state dict (.pth) into a MindSpore checkpoint.
 
-    python -m common.tools.convert_torch --src X.pth --dst X.ckpt [--map MODEL]
+    python -m common.tools.convert_torch --src X.pth --out X.ckpt [--map MODEL]
 
 Without ``--map`` every tensor is kept and BatchNorm fields are renamed. With ``--map MODEL``
 the registered model is built, its own key map (if it registers one) is applied and the result
@@ -38,7 +38,7 @@ def convert(src, dst, model=None, entry=None):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--src", required=True, help="PyTorch checkpoint (.pth / .pt)")
-    parser.add_argument("--dst", required=True, help="output .ckpt or .safetensors")
+    parser.add_argument("--out", "--dst", dest="dst", required=True, help="output .ckpt or .safetensors")
     parser.add_argument("--map", dest="model", help="registered model to map and check against")
     parser.add_argument("--entry", help="sub-dict holding the weights (e.g. state_dict)")
     args = parser.parse_args(argv)

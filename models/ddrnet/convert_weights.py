@@ -1,8 +1,6 @@
 """Convert DDRNet weights of another layout (authors' PyTorch, old MindSpore port) to ours.
 
     python models/ddrnet/convert_weights.py --src FILE --variant NAME --out OUT.ckpt
-
-CONFIG: a YAML of configs/ddrnet/, e.g. configs/ddrnet/ddrnet23_slim_1xb16_synthetic_quick-cpu.yaml
 """
 from common.runner import main
 from models.ddrnet.src.spec import SPEC

@@ -1,8 +1,6 @@
 """Convert RAS weights of another layout (authors' PyTorch, old MindSpore port) to ours.
 
     python models/ras/convert_weights.py --src FILE --variant NAME --out OUT.ckpt
-
-CONFIG: a YAML of configs/ras/, e.g. configs/ras/ras_1xb8_synthetic_quick-cpu.yaml
 """
 from common.runner import main
 from models.ras.src.spec import SPEC

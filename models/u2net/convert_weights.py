@@ -1,8 +1,6 @@
 """Convert U-2-Net / U-2-NetP weights of another layout (authors' PyTorch, old MindSpore port) to ours.
 
     python models/u2net/convert_weights.py --src FILE --variant NAME --out OUT.ckpt
-
-CONFIG: a YAML of configs/u2net/, e.g. configs/u2net/u2netp_1xb8_synthetic_quick-cpu.yaml
 """
 from common.runner import main
 from models.u2net.src.spec import SPEC
