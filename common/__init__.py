@@ -5,4 +5,5 @@ import os
 # convolutions on CPUs with AVX-512/AMX; capping the ISA at AVX2 selects the JIT kernels and
 # changes nothing on AVX2-only CPUs. oneDNN reads it before the first convolution, and every
 # entry point imports ``common`` first. A value already in the environment wins.
+USER_ONEDNN_MAX_CPU_ISA = os.environ.get("ONEDNN_MAX_CPU_ISA")  # the benchmark's PyTorch runs keep it
 os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")

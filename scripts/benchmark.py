@@ -4,6 +4,11 @@ MACs and the share of the machine's FP32 peak.
 
     python scripts/benchmark.py [--models NAME,...] [--backends graph,pynative,mindir,onnx,train,data]
         [--batch 1,8] [--train-batch 4] [--threads N] [--repeat R] [--size S] [--out DIR] [--readme]
+        [--torch-src FOLDER=PATH,...]
+
+Two backends outside the default list time the authors' PyTorch code on the same machine: torch
+(inference) and torch_train (a train step with a stand-in loss). They import the authors' networks
+from clones the user makes, named per model folder by --torch-src (common/bench/authors_torch.py).
 
 Each model x backend runs in its own worker process (its peak RSS is that backend's); the median
 of --repeat runs after a warm-up is reported. Prints a markdown table (one row per model x backend

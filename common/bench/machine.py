@@ -7,7 +7,8 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-VERSIONED = (("MindSpore", "mindspore"), ("ONNX Runtime", "onnxruntime"), ("numpy", "numpy"))
+VERSIONED = (("MindSpore", "mindspore"), ("ONNX Runtime", "onnxruntime"), ("numpy", "numpy"),
+             ("PyTorch", "torch"))
 
 
 def cpu_model(cpuinfo="/proc/cpuinfo"):

@@ -1,8 +1,9 @@
 """One measurement per worker process: ``run_job(job, spec)`` -> result dict (JSON-able).
 
 A job is a dict from :mod:`common.bench.suite`: ``kind`` (peak, export, graph, pynative,
-mindir, onnx, train, data), ``model``, ``batches``, ``size`` (H, W), ``repeat``, ``threads``,
-``work`` (a folder), and per kind ``files`` (the export's), ``overrides`` (train / data config).
+mindir, onnx, train, data; torch and torch_train are :mod:`common.bench.torch_measure`'s),
+``model``, ``batches``, ``size`` (H, W), ``repeat``, ``threads``, ``work`` (a folder), and per
+kind ``files`` (the export's), ``overrides`` (train / data config), ``authors`` (torch kinds).
 Latencies are the median of ``repeat`` timed calls after one warm-up call (graph compile,
 session set-up); every call waits for its outputs on the host. Inference runs the deployed
 network (``spec.deploy``) of the model's default config (the paper's classes) in eval mode with
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 MINDSPORE_INFERENCE = ("graph", "pynative", "mindir")
+WITHOUT_SPEC = ("peak", "onnx", "torch", "torch_train")  # never import MindSpore or ``models``
 
 
 def median_ms(fn, repeat, warmup=1):
@@ -225,7 +227,7 @@ def data_pipeline(spec, job):
 
 
 def run_job(job, spec=None):
-    """The measurement ``job["kind"]`` names; ``spec`` is needed by all but peak and onnx."""
+    """The measurement ``job["kind"]`` names; ``spec`` is needed by all but ``WITHOUT_SPEC``."""
     from common.bench.machine import fp32_peak_gflops
 
     kind = job["kind"]
@@ -233,6 +235,10 @@ def run_job(job, spec=None):
         return {"gflops": fp32_peak_gflops()}
     if kind == "onnx":
         return onnx_latency(job)
+    if kind in ("torch", "torch_train"):
+        from common.bench import torch_measure
+
+        return (torch_measure.torch_latency if kind == "torch" else torch_measure.torch_train_step)(job)
     table = {"export": export_files, "train": train_step, "data": data_pipeline,
              **dict.fromkeys(MINDSPORE_INFERENCE, mindspore_latency)}
     return table[kind](spec, job)
@@ -241,13 +247,13 @@ def run_job(job, spec=None):
 def worker_main(job_path, resolve_spec):
     """Worker process entry: run the job in ``job_path`` and write its result, with this
     process's peak RSS, to ``job["result"]``. ``resolve_spec(name)`` gives the ModelSpec
-    (not called for the peak and ONNX Runtime jobs, which therefore never import MindSpore)."""
+    (not called for the peak, ONNX Runtime and PyTorch jobs, which therefore never import MindSpore)."""
     import json
 
     from common.bench.machine import peak_rss_mb
 
     job = json.loads(Path(job_path).read_text())
-    spec = None if job["kind"] in ("peak", "onnx") else resolve_spec(job["model"])
+    spec = None if job["kind"] in WITHOUT_SPEC else resolve_spec(job["model"])
     result = run_job(job, spec)
     result["peak_rss_mb"] = peak_rss_mb()
     Path(job["result"]).write_text(json.dumps(result, default=str))

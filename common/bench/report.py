@@ -10,8 +10,11 @@ import math
 from pathlib import Path
 
 BACKENDS = {"graph": "MindSpore graph", "pynative": "MindSpore PyNative", "mindir": "MINDIR GraphCell",
-            "onnx": "ONNX Runtime", "train": "train step", "data": "data pipeline"}
-INFERENCE = ("graph", "pynative", "mindir", "onnx")
+            "onnx": "ONNX Runtime", "torch": "authors' PyTorch", "train": "train step",
+            "torch_train": "authors' PyTorch train step", "data": "data pipeline"}
+INFERENCE = ("graph", "pynative", "mindir", "onnx")  # run on this repository's export
+TORCH = ("torch", "torch_train")                      # the authors' PyTorch code (bench/authors_torch)
+DEFAULT_BACKENDS = ("graph", "pynative", "mindir", "onnx", "train", "data")
 START, END = "<!-- benchmark:start -->", "<!-- benchmark:end -->"
 COLUMNS = (("model", "model"), ("backend", "backend"), ("batch", "batch"), ("input", "input"),
            ("ms", "ms"), ("images_per_s", "images/s"), ("gmacs", "GMACs/img"), ("gflops", "GFLOP/s"),
@@ -58,15 +61,37 @@ def markdown_table(rows):
     return "\n".join(lines)
 
 
+def latency_ratios(rows, num, den):
+    """{model: [ms of backend ``num`` / ms of backend ``den``]} over the (batch, input) pairs both
+    measured."""
+    times = {(r["model"], r["batch"], tuple(r.get("input") or ()), r["backend"]): r["ms"]
+             for r in rows if r.get("ms") and not r.get("error")}
+    out = {}
+    for (m, b, size, backend), ms in times.items():
+        if backend == num and (m, b, size, den) in times:
+            out.setdefault(m, []).append(ms / times[(m, b, size, den)])
+    return out
+
+
+def _geomean(values):
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
 def graph_onnx_ratio(rows):
     """Geometric mean over (model, batch) of MindSpore graph ms / ONNX Runtime ms, and the
     number of pairs; (None, 0) without a pair measured by both."""
-    times = {(r["model"], r["batch"], r["backend"]): r["ms"] for r in rows if r.get("ms") and not r.get("error")}
-    ratios = [times[(m, b, "graph")] / times[(m, b, "onnx")]
-              for (m, b, backend) in times if backend == "graph" and (m, b, "onnx") in times]
-    if not ratios:
-        return None, 0
-    return math.exp(sum(math.log(r) for r in ratios) / len(ratios)), len(ratios)
+    ratios = [r for per_model in latency_ratios(rows, "graph", "onnx").values() for r in per_model]
+    return (_geomean(ratios), len(ratios)) if ratios else (None, 0)
+
+
+def per_model_ratio_text(rows, num, den):
+    """``"BACKEND / BACKEND latency: model 1.23x, ..."`` (geometric mean over each model's batches),
+    or None without a pair."""
+    per_model = latency_ratios(rows, num, den)
+    if not per_model:
+        return None
+    return (f"{BACKENDS[num]} / {BACKENDS[den]} latency: "
+            + ", ".join(f"{m} {_geomean(v):.2f}x" for m, v in sorted(per_model.items())))
 
 
 def summary_line(rows, peak_gflops):
@@ -75,6 +100,8 @@ def summary_line(rows, peak_gflops):
     if ratio is not None:
         parts.append(f"MindSpore graph / ONNX Runtime latency {ratio:.2f}x (geometric mean of {pairs} "
                      f"model-batch pair{'s' if pairs != 1 else ''})")
+    parts += filter(None, (per_model_ratio_text(rows, "graph", "torch"),
+                           per_model_ratio_text(rows, "train", "torch_train")))
     if peak_gflops:
         parts.append(f"FP32 peak {peak_gflops:.1f} GFLOP/s (numpy 2048^3 matmul, best of 7)")
     best = max((r for r in rows if r.get("peak_pct")), key=lambda r: r["peak_pct"], default=None)
@@ -102,7 +129,22 @@ def header_text(meta):
             "bilinear resizes), GFLOP/s = 2 x MACs x batch / latency. "
             "Train step: the engine on the quick CPU recipe's batch (ms per step). Data pipeline: the "
             "quick recipe's training transforms on a synthetic set (ms per batch). Peak RSS: the "
-            "worker process measuring that backend.")
+            "worker process measuring that backend."
+            + (_TORCH_TEXT.format(version=m.get("PyTorch", "?"), sources=_sources_text(meta))
+               if meta.get("authors_torch") else ""))
+
+
+_TORCH_TEXT = (
+    " Authors' PyTorch (torch {version}, {sources}): the authors' network imported from their clone, "
+    "random weights, eager mode; inference in eval mode under `torch.no_grad()` (BatchNorm not "
+    "folded) at the same input, with our export's GMACs where the layers are the same; train step at "
+    "the quick recipe's crop and batch: forward, a stand-in loss (the sum of every output's mean, not "
+    "the model's loss), backward and an SGD momentum 0.9 update.")
+
+
+def _sources_text(meta):
+    return ", ".join(f"{s['repo']} {s.get('commit') or '(not a git checkout)'}"
+                     for s in meta["authors_torch"].values())
 
 
 def markdown_document(rows, meta):
@@ -142,9 +184,10 @@ def write_chart(path, rows):
 
     ok = [r for r in rows if r.get("images_per_s") and not r.get("error")]
     models = sorted({r["model"] for r in ok})
-    panels = [(f"inference, batch {b}", [r for r in ok if r["backend"] in INFERENCE and r["batch"] == b])
-              for b in sorted({r["batch"] for r in ok if r["backend"] in INFERENCE})]
-    panels.append(("training step and data pipeline", [r for r in ok if r["backend"] not in INFERENCE]))
+    infer = (*INFERENCE, "torch")
+    panels = [(f"inference, batch {b}", [r for r in ok if r["backend"] in infer and r["batch"] == b])
+              for b in sorted({r["batch"] for r in ok if r["backend"] in infer})]
+    panels.append(("training step and data pipeline", [r for r in ok if r["backend"] not in infer]))
     panels = [p for p in panels if p[1]] or [("nothing measured", [])]
     fig, axes = plt.subplots(len(panels), 1, figsize=(max(6, 1.6 * len(models) + 3), 3.2 * len(panels)),
                              squeeze=False)

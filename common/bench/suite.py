@@ -1,6 +1,6 @@
 """Command line and orchestration of ``scripts/benchmark.py``: one worker process per model x
-backend (clean peak RSS, no MindSpore mode switching, ONNX Runtime without MindSpore loaded),
-one progress line per measurement on stderr, then the table, files and summary line."""
+backend (clean peak RSS, no MindSpore mode switching, ONNX Runtime and PyTorch without MindSpore
+loaded), one progress line per measurement on stderr, then the table, files and summary line."""
 import argparse
 import datetime
 import json
@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common.bench import report
+from common.bench import authors_torch, report
 from common.bench.machine import machine_info, num_cores, thread_env
 from common.paths import REPO_ROOT
 
@@ -21,7 +21,7 @@ BACKEND_ORDER = tuple(report.BACKENDS)
 
 
 class BenchInputError(ValueError):
-    """Unknown model or backend, bad batch list: one line, exit 2."""
+    """Unknown model or backend, bad batch list, bad --torch-src: one line, exit 2."""
 
 
 class WorkerError(RuntimeError):
@@ -38,8 +38,9 @@ def build_parser(description=None):
     p = _Parser(prog="scripts/benchmark.py", description=description or __doc__.split("\n\n")[0],
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", help="comma-separated registry names or model folders (default: every model)")
-    p.add_argument("--backends", default=",".join(BACKEND_ORDER),
-                   help=f"comma-separated, of {','.join(BACKEND_ORDER)} (default: all)")
+    p.add_argument("--backends", default=",".join(report.DEFAULT_BACKENDS),
+                   help=f"comma-separated, of {','.join(BACKEND_ORDER)} (default: "
+                        f"{','.join(report.DEFAULT_BACKENDS)})")
     p.add_argument("--batch", default="1,8", help="inference batch sizes, comma-separated (default 1,8)")
     p.add_argument("--train-batch", type=int, default=4, help="batch of the train step and data pipeline (4)")
     p.add_argument("--threads", type=int, default=None,
@@ -51,6 +52,9 @@ def build_parser(description=None):
     p.add_argument("--readme", action="store_true",
                    help="rewrite the block between the benchmark markers of README.md")
     p.add_argument("--timeout", type=float, default=3600, help="seconds per worker process (3600)")
+    p.add_argument("--torch-src", metavar="FOLDER=PATH[,...]", default=None,
+                   help="roots of clones of the authors' repositories, per model folder (e.g. "
+                        "u2net=~/src/U-2-Net): needed by the torch and torch_train backends")
     return p
 
 
@@ -108,8 +112,19 @@ class Suite:
         self.env = {**os.environ, **thread_env(self.threads)}
         self.env.setdefault("GLOG_v", "3")  # MindSpore's C++ log: errors only
         self.done, self.total = 0, 0
+        self.sources, self.unsupported = {}, {}  # --torch-src {folder: root}; {model: why not measured}
         self.compute = {}  # model -> MACs per image (total and per op type), export parity
         self.peaks = []    # FP32 GFLOP/s measured at the start and at the end of the run
+
+    def worker_env(self, kind):
+        """The authors' PyTorch runs without the AVX2 cap that ``common`` sets for MindSpore
+        (unless the user set it): capping PyTorch too would flatter the comparison."""
+        import common
+        from common.bench.torch_measure import UNCAP_ENV
+
+        if kind.startswith("torch") and common.USER_ONEDNN_MAX_CPU_ISA is None:
+            return {**self.env, UNCAP_ENV: "1"}
+        return self.env
 
     def run_worker(self, job):
         """Run ``job`` in a fresh process; its output goes to logs/<model>_<kind>.log."""
@@ -122,7 +137,8 @@ class Suite:
         with open(log, "w") as out:
             try:
                 proc = subprocess.run([*self.worker_cmd, str(job_file)], stdout=out, stderr=subprocess.STDOUT,
-                                      env=self.env, cwd=REPO_ROOT, timeout=self.args.timeout, check=False)
+                                      env=self.worker_env(job["kind"]), cwd=REPO_ROOT, timeout=self.args.timeout,
+                                      check=False)
             except subprocess.TimeoutExpired:
                 raise WorkerError(f"no result after {self.args.timeout:.0f} s (log: {log})") from None
         result = Path(job["result"])
@@ -167,7 +183,7 @@ class Suite:
         size = [self.args.size] * 2 if self.args.size else list(info["input_size"])
         work = self.work / model
         work.mkdir()
-        rows, infer = [], [b for b in backends if b in report.INFERENCE]
+        rows, infer, export = [], [b for b in backends if b in report.INFERENCE], None
         base = {"batches": batches, "size": size, "work": str(work)}
         if infer:
             start = time.perf_counter()
@@ -176,7 +192,6 @@ class Suite:
             except WorkerError as exc:
                 for backend in infer:
                     rows += self.measure_failed(model, backend, batches, f"export: {exc}")
-                export = None
             else:
                 print(f"[export] {model} {size[0]}x{size[1]}: {export['macs'] / 1e9:.2f} GMACs/image, ONNX "
                       f"parity {export['onnx_max_diff']:.1e}, {time.perf_counter() - start:.0f} s",
@@ -193,8 +208,57 @@ class Suite:
                     rows.append(row)
         if "train" in backends or "data" in backends:
             rows += self.train_and_data(model, spec, backends, work)
+        for backend in (b for b in report.TORCH if b in backends):
+            rows += self.torch_rows(model, spec, backend, batches, size, export)
         shutil.rmtree(work, ignore_errors=True)  # exports of the large models take GBs
+        return sorted(rows, key=lambda r: BACKEND_ORDER.index(r["backend"]))  # stable: batches stay in order
+
+    def torch_rows(self, model, spec, backend, batches, size, export):
+        """The authors' PyTorch network: inference at the other backends' input (with our export's
+        MACs when it ran), or one train step at the quick recipe's crop and classes."""
+        if model in self.unsupported:
+            batches = batches if backend == "torch" else [self.args.train_batch]
+            note = f"not measured: {self.unsupported[model]}"
+            print(f"[{backend}] {model}: {note}", file=sys.stderr, flush=True)
+            return [{"model": model, "backend": backend, "batch": b, "note": note} for b in batches]
+        entry = authors_torch.ENTRIES[model]
+        root = self.sources[entry.folder]
+        if backend == "torch":
+            job = {"batches": batches, "size": size, "authors": authors_torch.build_job(model, root)}
+            rows = self.measure(model, backend, batches, job)
+            for row in rows:
+                row.update(input=size, note=entry.note or None)
+                if export and entry.same_macs:
+                    row["macs"] = export["macs"]
+            return rows
+        crop, classes, where = self.quick_crop(model, spec, entry.folder)
+        if crop is None:
+            crop, where = size, "inference size (no quick-recipe crop)"
+        batch = self.args.train_batch
+        job = {"batches": [batch], "batch": batch, "size": crop,
+               "authors": authors_torch.build_job(model, root, classes)}
+        rows = self.measure(model, backend, [batch], job)
+        classes_text = (f", {job['authors']['kwargs'][entry.classes]} classes" if entry.classes else
+                        f", the authors' classes (not settable; quick recipe {classes})" if classes else "")
+        for row in rows:
+            row["note"] = (f"{where}{classes_text}, stand-in loss, SGD momentum 0.9"
+                           + (f"; {entry.train_note}" if entry.train_note else ""))
         return rows
+
+    def quick_crop(self, model, spec, folder):
+        """The quick recipe's training crop [H, W] and number of classes (None when unknown)."""
+        from common.bench.measure import quick_config
+
+        try:
+            cfg = quick_config(spec, [f"model.name={model}"])
+            value = cfg
+            for key in authors_torch.TRAIN_SIZE_KEYS[folder].split("."):
+                value = value[key]
+        except Exception:  # noqa: BLE001 - any config trouble: fall back to the inference size
+            return None, None, None
+        crop = [int(value)] * 2 if isinstance(value, (int, float)) else [int(v) for v in value]
+        classes = cfg["model"].get("num_classes") if "model" in cfg else None
+        return crop, classes, "quick-recipe crop"
 
     def measure_failed(self, model, backend, batches, error):
         """Error rows (one per batch) for a measurement that could not run."""
@@ -241,20 +305,35 @@ def main(argv, load_registry, worker_cmd, description=None):
             report.find_readme_block(REPO_ROOT / "README.md")  # before hours of measuring
         registry = load_registry()
         models = resolve_models(args.models, registry)
+        torch_src = torch_sources(args.torch_src, registry, models, backends)
     except (BenchInputError, report.ReadmeBlockError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return run(args, argv, registry, models, backends, batches, worker_cmd)
+    return run(args, argv, registry, models, backends, batches, worker_cmd, torch_src)
 
 
-def run(args, argv, registry, models, backends, batches, worker_cmd):
+def torch_sources(text, registry, models, backends):
+    """``--torch-src`` checked before any measuring: ({folder: root}, {model: why the torch
+    backends skip it}); see :func:`common.bench.authors_torch.resolve_sources`."""
+    folders = {registry.model_info(name)["folder"] for name in registry.list_models()}
+    try:
+        wanted = [b for b in backends if b in report.TORCH]
+        return authors_torch.resolve_sources(text, folders, models, wanted)
+    except authors_torch.TorchSourceError as exc:
+        raise BenchInputError(str(exc)) from None
+
+
+def run(args, argv, registry, models, backends, batches, worker_cmd, torch_src=({}, {})):
     out = Path(args.out)
     (out / "logs").mkdir(parents=True, exist_ok=True)
     infer = sum(b in report.INFERENCE for b in backends)
     rows = []
     with tempfile.TemporaryDirectory(prefix="benchmark_") as work:
         suite = Suite(args, worker_cmd, work)
-        suite.total = len(models) * (infer * len(batches) + ("train" in backends) + ("data" in backends))
+        suite.sources, suite.unsupported = torch_src
+        measured = len([m for m in models if m not in suite.unsupported])
+        suite.total = (len(models) * (infer * len(batches) + ("train" in backends) + ("data" in backends))
+                       + measured * (("torch" in backends) * len(batches) + ("torch_train" in backends)))
         suite.measure_peak("start")
         for model in models:
             rows += suite.model_rows(model, registry, backends, batches)
@@ -265,6 +344,8 @@ def run(args, argv, registry, models, backends, batches, worker_cmd):
     meta = {"machine": machine_info(), "threads": suite.threads, "repeat": args.repeat,
             "date": datetime.date.today().isoformat(), "peak_gflops": peak, "peak_runs_gflops": suite.peaks,
             "compute": suite.compute,
+            **({"authors_torch": authors_torch.sources_meta(models, suite.sources)}
+               if any(b in report.TORCH for b in backends) else {}),
             "command": "python scripts/benchmark.py" + (" " + shlex.join(argv) if argv else "")}
     table = report.markdown_table(rows)
     line = report.summary_line(rows, peak)
