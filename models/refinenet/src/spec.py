@@ -61,7 +61,7 @@ SPEC = ModelSpec(
         synthetic=("--format", "voc", "--num", "200", "--num-val", "24", "--size", "96", "--num-classes", "3",
                    "--seed", "0"),
         data_keys={"data.root": "VOCdevkit/VOC2012", "test.root": "VOCdevkit/VOC2012"},
-        epochs=10, predict_input="VOCdevkit/VOC2012/JPEGImages",
+        epochs=6, predict_input="VOCdevkit/VOC2012/JPEGImages",
         tiny=("data.crop=64", "test.size=64", "test.max_images=2", "model.num_classes=4"),
         tiny_synthetic=("--format", "voc", "--num", "4", "--num-val", "2", "--size", "48", "--num-classes", "3")),
     doc="RefineNet-101 semantic segmentation (DrSleep/refinenet-pytorch rf101, VOC 21 classes).",
