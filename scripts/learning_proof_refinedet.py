@@ -1,13 +1,13 @@
 """RefineDet learning proof: the quick CPU recipe on synthetic COCO-format shapes, scored on
 held-out images with the shared COCO evaluation.
 
-    python scripts/learning_proof_refinedet.py --out outputs/refinedet_proof [--minutes 30]
-        [--num 600] [--num-val 60] [--size 128] [key=value ...]
+    python scripts/learning_proof_refinedet.py --out outputs/refinedet_proof [--minutes 30 | --steps N]
+        [--num 600] [--num-val 60] [--size 128] [--radius 0.1,0.3] [key=value ...]
 
 Writes the data (common.data.synthetic --format coco, 3 classes), trains the network, loss,
-data pipeline and optimizer of configs/refinedet/refinedet320_vgg16_1xb8_synthetic-coco_quick-cpu.yaml
-for a wall-clock budget (linear warm-up, constant lr, x0.1 for the last fifth of the budget),
-then evaluates with the detection task (COCO AP over every held-out image) and writes
+data pipeline and optimizer of configs/refinedet/refinedet320_vgg16_1xb4_synthetic-coco_quick-cpu.yaml
+for a wall-clock budget or a number of steps (linear warm-up, constant lr, x0.1 for the last
+fifth), then evaluates with the detection task (COCO AP over every held-out image) and writes
 ``<out>/learning_proof.json`` (first / last loss parts, steps, seconds, AP, AP50). Exit 0 when
 AP50 >= --target (default 0.60), else 1.
 """
@@ -37,22 +37,28 @@ def parse(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True)
     parser.add_argument("--minutes", type=float, default=30.0, help="training budget (wall clock)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="train this many steps instead of a time budget (reproducible on any machine)")
     parser.add_argument("--num", type=int, default=600, help="training images")
     parser.add_argument("--num-val", type=int, default=60, help="held-out images")
     parser.add_argument("--size", type=int, default=128, help="image height and network input")
+    parser.add_argument("--radius", default="0.1,0.3",
+                        help="object radius range MIN,MAX (fractions of the image side), common.data.synthetic")
     parser.add_argument("--target", type=float, default=0.60, help="AP50 to reach")
-    parser.add_argument("--warmup", type=int, default=50, help="warm-up steps")
+    parser.add_argument("--warmup", type=int, default=30, help="warm-up steps")
     return parser.parse_known_args(argv)
 
 
 def main(argv=None):
     args, overrides = parse(argv)
+    if args.steps is not None and args.steps < 1:
+        sys.exit(f"--steps must be >= 1, got {args.steps}")
     out = Path(args.out)
     data = out / "data"
     if not (data / "annotations/instances_val2017.json").is_file():
         subprocess.run([sys.executable, "-m", "common.data.synthetic", "--format", "coco", "--out", str(data),
                         "--num", str(args.num), "--num-val", str(args.num_val), "--size", str(args.size),
-                        "--num-classes", "3", "--seed", "0"], cwd=REPO_ROOT, check=True)
+                        "--num-classes", "3", "--radius", args.radius, "--seed", "0"], cwd=REPO_ROOT, check=True)
     spec = get_spec("refinedet320_vgg16")
     cfg = load_config(spec.defaults, REPO_ROOT / spec.quick.config, [
         f"output_dir={out}", f"data.size={args.size}", f"test.size={args.size}",
@@ -83,10 +89,11 @@ def main(argv=None):
     while not done:
         for batch in dataset.create_tuple_iterator(num_epochs=1):
             elapsed = time.time() - start
-            if elapsed > budget:
+            progress = elapsed / budget if args.steps is None else steps / args.steps
+            if progress >= 1:
                 done = True
                 break
-            scale = min(1.0, (steps + 1) / args.warmup) * (0.1 if elapsed > 0.8 * budget else 1.0)
+            scale = min(1.0, (steps + 1) / args.warmup) * (0.1 if progress > 0.8 else 1.0)
             lr.set_data(ms.Tensor(base_lr * scale, ms.float32))
             _, parts = step(*batch)
             history.append([float(p.asnumpy()) for p in parts])

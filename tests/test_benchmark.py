@@ -1,6 +1,8 @@
 """scripts/benchmark.py and common/bench: the ONNX MAC counter against hand-computed counts, the
 table / summary / README writers, input errors, the authors' PyTorch backends (table, --torch-src,
-loader; without torch), and one real run (slow) and one PyTorch worker run (extended)."""
+loader; without torch), and one real run (slow) and one PyTorch worker run (extended); and
+scripts/kernel_repro.py on one shrunk case."""
+import importlib.util
 import json
 import re
 import subprocess
@@ -24,6 +26,7 @@ from common.bench.torch_measure import stand_in_loss
 from common.paths import REPO_ROOT
 
 SCRIPT = REPO_ROOT / "scripts" / "benchmark.py"
+KERNEL_REPRO = REPO_ROOT / "scripts" / "kernel_repro.py"
 
 
 def _bench(*args, timeout=120):
@@ -466,3 +469,46 @@ def test_the_authors_pytorch_runs_without_the_mindspore_isa_cap(tmp_path, monkey
     environ = {"ONEDNN_MAX_CPU_ISA": "AVX2"}
     uncap_isa(environ)
     assert environ == {"ONEDNN_MAX_CPU_ISA": "AVX2"}
+
+
+# ---------------------------------------------------------------- scripts/kernel_repro.py
+
+KERNEL_COLUMNS = ("case", "shape", "GFLOP", "MS fwd ms", "MS bwd ms", "MS matmul ms", "PT fwd ms",
+                  "PT bwd ms", "PT matmul ms", "MS/PT fwd", "MS/PT bwd")
+
+
+def _kernel_repro(*args, timeout=120):
+    return subprocess.run([sys.executable, str(KERNEL_REPRO), *map(str, args)], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def test_kernel_repro_times_one_quick_case(tmp_path):
+    # u2net_stage5_d2 is 4x256x20x20 -> 256 channels, k3 s1 p2 d2; --quick makes N 1 and H, W 20 // 8 = 2
+    n, c_in, h, c_out, k, stride, pad, dilation = 1, 256, 20 // 8, 256, 3, 1, 2, 2
+    h_out = (h + 2 * pad - dilation * (k - 1) - 1) // stride + 1  # 2
+    want_gflop = 2 * n * h_out * h_out * c_out * c_in * k * k / 1e9
+    out = tmp_path / "tmp"
+    proc = _kernel_repro("--quick", "--cases", "u2net_stage5_d2", "--repeat", "1", "--out", out)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "[1/1] mindspore u2net_stage5_d2: fwd" in proc.stderr  # progress
+    lines = proc.stdout.splitlines()
+    assert "MindSpore 2.10" in lines[0] and "--cases u2net_stage5_d2" in lines[0]
+    head = lines.index("| " + " | ".join(KERNEL_COLUMNS) + " |")
+    cells = [c.strip() for c in lines[head + 2].strip("|").split("|")]
+    assert cells[:2] == ["u2net_stage5_d2", "1x256x2x2 -> 256, k3 s1 p2 d2"]
+    assert float(cells[2]) == pytest.approx(want_gflop, rel=1e-3)
+    assert all(float(v) > 0 for v in cells[3:6])
+    with_torch = importlib.util.find_spec("torch") is not None
+    assert all((float(v) > 0) if with_torch else v == "-" for v in cells[6:])
+    assert lines[-1].startswith("geometric mean MS/PT over 1 cases" if with_torch else "no MS/PT ratios")
+    data = json.loads((out / "kernel_repro.json").read_text())
+    assert [r["name"] for r in data["rows"]] == ["u2net_stage5_d2"]
+    assert data["rows"][0]["gflop"] == pytest.approx(want_gflop)
+    assert (out / "kernel_repro.md").read_text() == proc.stdout
+
+
+def test_kernel_repro_unknown_case_exits_2_naming_it_and_the_known_ones(tmp_path):
+    proc = _kernel_repro("--cases", "vgg16_fc6,resnet_conv", "--out", tmp_path / "tmp")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert "unknown case 'resnet_conv'" in proc.stderr and "vgg16_conv1_2" in proc.stderr
+    assert not (tmp_path / "tmp").exists()

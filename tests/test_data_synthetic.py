@@ -127,6 +127,28 @@ def test_coco_valid_and_exact(coco_root):
     assert len(CocoDetection(coco_root / "val2017", coco_root / "annotations/instances_val2017.json")) == 2
 
 
+def test_coco_radius_sets_object_sizes(tmp_path, capsys):
+    """--radius MIN,MAX bounds every shape's radius (fraction of the image's shorter side), so a
+    box's longer side lies within [MIN, 2.7 MAX] of it (a rotated 2r x 1.8r rectangle's box reaches
+    2.69 r; a star or triangle may be narrower than 2 MIN)."""
+    synthetic.main(["--format", "coco", "--out", str(tmp_path), "--num", "20", "--num-val", "1", "--size", "128",
+                    "--num-classes", "3", "--radius", "0.2,0.3"])
+    doc = json.loads((tmp_path / "annotations/instances_train2017.json").read_text())
+    side = {im["id"]: min(im["height"], im["width"]) for im in doc["images"]}
+    longest = np.array([max(a["bbox"][2:]) / side[a["image_id"]] for a in doc["annotations"]])
+    assert len(longest) >= 15 and longest.min() >= 0.2 and longest.max() <= 2.7 * 0.3 + 2 / 96
+    default = tmp_path / "default"
+    synthetic.generate("coco", default, 20, 1, size=128, seed=0, num_classes=3)
+    doc = json.loads((default / "annotations/instances_train2017.json").read_text())
+    assert min(max(a["bbox"][2:]) for a in doc["annotations"]) < 0.2 * 96  # the default is smaller
+    for bad in ("0.3", "0.3,0.2", "0,0.2", "0.1,0.5", "a,b"):
+        with pytest.raises(SystemExit) as err:
+            synthetic.main(["--format", "coco", "--out", str(tmp_path / "bad"), "--radius", bad])
+        assert err.value.code == 2 and "radius" in capsys.readouterr().err, bad
+    with pytest.raises(ValueError, match="radius is a coco option"):
+        synthetic.generate("voc", tmp_path / "voc", 2, radius=(0.1, 0.2))
+
+
 def test_imagenet_layout(tmp_path):
     synthetic.generate("imagenet", tmp_path, 12, 4, size=48, seed=0, num_classes=4)
     ds = ImageFolderDataset(tmp_path / "train")

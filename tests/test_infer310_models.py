@@ -3,7 +3,6 @@ the old ports' one call ``run_infer_310.sh MODEL ONNX DATA_PATH 0 lite_cpu`` (pr
 app, postprocess.py). The app's raw outputs equal the MindSpore network's on the same input
 files, and its scores equal eval.py's (slow tier)."""
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +12,7 @@ from common.checkpoint import save_checkpoint
 from common.infer310 import iter_tensors, read_outputs
 from common.runner.args import parse
 from common.runner.commands import load_network
+from common.tasks import get_task
 from models import model_info
 from tests.tiny_runs import METRIC_KEYS, every_model, metrics, run, tiny
 
@@ -34,7 +34,7 @@ def test_310_flow_through_lite_equals_mindspore(name, tmp_path, run_infer_310_mo
 
     # the old ports' one call: MODEL FILE DATA_PATH DEVICE_ID BACKEND, plus the tiny run's overrides
     assert argv[0] == "--config"
-    data_path = (Path(cfg.data.root) / cfg.data.val_dir if spec.task == "classification" else cfg.test.root)
+    data_path = get_task(spec.task).data_path(cfg)
     proc = run_infer_310_model(model_info(name)["folder"], onnx, data_path, tmp_path, argv[1], argv[2:],
                                tmp_path / "in")
     assert "postprocess" in proc.stdout and (tmp_path / "acc.log").is_file()

@@ -205,6 +205,18 @@ def test_l2norm_and_new_layer_init(vgg21):
         assert abs(w.std() - a / np.sqrt(3)) < 0.05 * a, name
 
 
+def test_vgg_from_scratch_init_is_torchvision_kaiming_fan_out(vgg21):
+    """VGG convs: N(0, 2 / fan_out), zero bias (torchvision's VGG init), so a from-scratch VGG
+    passes its signal on; the framework default (uniform, a = sqrt(5)) would shrink it ~6x per layer."""
+    params = named_parameters(vgg21)
+    for index in (0, 21, 28, 31, 33):  # conv1_1, conv4_3, conv5_3, fc6, fc7
+        w, b = params[f"vgg.{index}.weight"].asnumpy(), params[f"vgg.{index}.bias"].asnumpy()
+        fan_out, sigma = w.shape[0] * int(np.prod(w.shape[2:])), 5 / np.sqrt(w.size)  # 5 standard errors
+        want = np.sqrt(2.0 / fan_out)
+        assert not b.any(), index
+        assert abs(w.std() / want - 1) < sigma * np.sqrt(0.5) and abs(w.mean()) < sigma * want, index
+
+
 def test_resnet_new_bn_convs_are_gaussian_001(resnet81):
     w = named_parameters(resnet81)["tcb0.0.weight"].asnumpy()
     assert abs(w.std() - 0.01) < 5e-4 and abs(w.mean()) < 5e-4

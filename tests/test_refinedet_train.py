@@ -131,7 +131,7 @@ def test_one_training_step_lowers_every_loss_part(coco):
                "data.hflip=false", "data.max_boxes=6")
     net, loss = SPEC.build_net(cfg), SPEC.build_loss(cfg)
     batch = [ms.Tensor(a) for a in _first_batch(SPEC.build_train_data(cfg, DistInfo()))]
-    optimizer = ms.nn.Adam(net.trainable_params(), learning_rate=1e-4)
+    optimizer = ms.nn.Adam(net.trainable_params(), learning_rate=2e-5)
 
     def forward(*args):
         return loss(net(args[0]), *args[1:])[0]
@@ -149,15 +149,18 @@ def test_one_training_step_lowers_every_loss_part(coco):
 # ---------------------------------------------------------------- learning (slow)
 
 @pytest.mark.slow
-def test_quick_recipe_loss_parts_fall(tmp_path):
-    """Two minutes of the learning proof (scripts/learning_proof_refinedet.py): every loss part
-    falls. (Held-out AP50 > 0.2 within minutes is not reached yet on this CPU: see the README.)"""
+def test_quick_recipe_learns_ap50_above_02(tmp_path):
+    """The learning proof (scripts/learning_proof_refinedet.py) shortened: the quick recipe's
+    network, loss, data and Adam at 64 px (objects of radius 0.2-0.4 of the side, 200 images) for
+    140 steps of batch 4. Every loss part falls and held-out AP50 passes 0.2 (about 3.5 minutes on
+    2 cores; the README's full proof at 128 px reaches 0.81)."""
     out = tmp_path / "proof"
     proc = subprocess.run([sys.executable, str(REPO_ROOT / "scripts/learning_proof_refinedet.py"), "--out", str(out),
-                           "--minutes", "2", "--num", "64", "--num-val", "8"], check=False, cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode in (0, 1), proc.stderr[-3000:]
+                           "--steps", "140", "--num", "200", "--num-val", "20", "--size", "64", "--radius", "0.2,0.4",
+                           "--target", "0.2"], check=False, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
     result = json.loads(Path(out / "learning_proof.json").read_text())
     first, last = result["first_parts"], result["last_parts"]
     for name in ("arm_loc", "arm_conf", "odm_loc", "odm_conf"):
         assert last[name] < first[name], (name, first[name], last[name])
+    assert result["steps"] == 140 and result["AP50"] > 0.2, result
+    assert proc.returncode == 0, proc.stderr[-3000:]

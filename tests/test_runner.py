@@ -63,6 +63,21 @@ def test_config_device_is_kept_unless_a_flag_says_otherwise():
     assert cfg.device == "GPU"
 
 
+@pytest.mark.parametrize("name", every_model())
+def test_data_path_flag_round_trips_through_the_config(name, tmp_path):
+    """preprocess.py's ``--data_path P`` sets the scored split to P, and task.data_path(cfg) reads
+    P back (the 310 tests derive the flag from a config with it)."""
+    from common.tasks import get_task
+
+    spec = get_spec(name)
+    task = get_task(spec.task)
+    split = tmp_path / "sets" / "held_out"
+    argv = [f"model.name={name}", "--data_path", str(split), "--output_dir", str(tmp_path / "bins")]
+    _, cfg = parse(spec, "preprocess", argv)
+    assert task.data_path(cfg) == split
+    assert task.data_path(load_config(spec.defaults)) != split
+
+
 def test_only_train_takes_resume():
     for command in ("eval", "export", "infer_onnx", "predict", "preprocess", "postprocess"):
         assert "--resume" not in build_parser(command, "").format_help(), command

@@ -7,6 +7,7 @@ authors' parameter names ``vgg.0.weight`` .. ``vgg.33.bias``, and the "vgg16_red
 weights (keys ``0.weight`` .. ``33.bias``) load after the usual torch read, without renaming.
 """
 from mindspore import nn
+from mindspore.common.initializer import HeNormal
 
 from common.layers import MaxPool2d, MaxPool2dCeil, conv2d
 
@@ -14,6 +15,10 @@ from common.layers import MaxPool2d, MaxPool2dCeil, conv2d
 CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "C", 512, 512, 512, "M", 512, 512, 512)
 # pool5: RefineDet keeps VGG's 2x2/2 (fc7 at stride 32), SSD uses 3x3/1 pad 1 (stride 16).
 POOL5 = {"2x2": lambda: MaxPool2d(2, 2), "3x3": lambda: MaxPool2d(3, 1, 1)}
+# torchvision's VGG init (kaiming_normal fan_out, zero bias): without BatchNorm, the framework
+# default (uniform, a=sqrt(5)) shrinks the signal ~6x in variance per layer, so a VGG trained
+# from scratch barely learns; pretrained weights overwrite it anyway.
+_INIT = {"weight_init": HeNormal(mode="fan_out", nonlinearity="relu"), "bias_init": "zeros"}
 # (name, index of the ReLU whose output is the feature, channels)
 TAPS = (("conv4_3", 22, 512), ("conv5_3", 29, 512), ("fc7", 34, 1024))
 
@@ -38,13 +43,13 @@ class VGG16(nn.SequentialCell):
                 layers.append(MaxPool2dCeil(2, 2) if v == "C" else MaxPool2d(2, 2))
                 reduction *= 2
             else:
-                layers += [conv2d(channels, v, 3, padding=1), nn.ReLU()]
+                layers += [conv2d(channels, v, 3, padding=1, **_INIT), nn.ReLU()]
                 channels = v
                 reductions[len(layers) - 1] = reduction
         layers.append(POOL5[pool5]())
         reduction *= 2 if pool5 == "2x2" else 1
-        layers += [conv2d(512, 1024, 3, padding=3, dilation=3), nn.ReLU(),  # fc6
-                   conv2d(1024, 1024, 1), nn.ReLU()]  # fc7
+        layers += [conv2d(512, 1024, 3, padding=3, dilation=3, **_INIT), nn.ReLU(),  # fc6
+                   conv2d(1024, 1024, 1, **_INIT), nn.ReLU()]  # fc7
         reductions[len(layers) - 1] = reduction
         super().__init__(layers)
         self.out_indices = self_out

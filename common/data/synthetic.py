@@ -1,7 +1,7 @@
 """Small synthetic datasets in the real on-disk formats, so quickstarts and tests need no downloads.
 
     python -m common.data.synthetic --format {sod,voc,coco,imagenet} --out DIR --num N
-        [--num-val M] [--size S] [--seed K] [--num-classes K]
+        [--num-val M] [--size S] [--seed K] [--num-classes K] [--radius MIN,MAX]
 
 Images are random shapes (ellipses, rectangles, triangles, stars) on textured backgrounds; masks,
 class maps and boxes come from the same filled polygons, so they are exact. Output is a pure
@@ -174,7 +174,7 @@ def coco_categories(classes):
             for k in range(classes)]
 
 
-def make_coco(out, num, num_val, size, seed, classes=80):
+def make_coco(out, num, num_val, size, seed, classes=80, radius=(0.05, 0.25)):
     out = Path(out)
     (out / "annotations").mkdir(parents=True, exist_ok=True)
     categories = coco_categories(classes)
@@ -186,7 +186,7 @@ def make_coco(out, num, num_val, size, seed, classes=80):
         for i in range(n):
             rng = _rng(seed, split, i)
             count = (0, 0) if i % 10 == 9 else (1, 4)
-            image, objects = draw_objects(rng, size, classes, count, (0.05, 0.25), coco_polygon_mask)
+            image, objects = draw_objects(rng, size, classes, count, radius, coco_polygon_mask)
             image_id = first_id + i
             file_name = f"{image_id:012d}.jpg"
             _save_jpg(folder / file_name, image)
@@ -226,13 +226,32 @@ def make_imagenet(out, num, num_val, size, seed, classes=10):
 WRITERS = {"sod": make_sod, "voc": make_voc, "coco": make_coco, "imagenet": make_imagenet}
 
 
-def generate(fmt, out, num, num_val=None, size=None, seed=0, num_classes=None):
-    """Write a synthetic ``fmt`` dataset to ``out``; returns {"images": n, "files": n}."""
+def generate(fmt, out, num, num_val=None, size=None, seed=0, num_classes=None, radius=None):
+    """Write a synthetic ``fmt`` dataset to ``out``; returns {"images": n, "files": n}.
+
+    ``radius`` (coco only): (min, max) object radius as a fraction of the shorter image side.
+    """
     if fmt not in WRITERS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(WRITERS)}")
     default_size, default_classes = DEFAULTS[fmt]
     num_val = max(1, num // 4) if num_val is None else num_val
-    return WRITERS[fmt](out, num, num_val, size or default_size, seed, num_classes or default_classes)
+    extra = {}
+    if radius is not None:
+        if fmt != "coco":
+            raise ValueError(f"radius is a coco option, not one of format {fmt!r}")
+        low, high = (float(v) for v in radius)
+        if not 0 < low <= high < 0.5:
+            raise ValueError(f"radius {tuple(radius)} must satisfy 0 < min <= max < 0.5 (fractions of the shorter image side)")
+        extra["radius"] = (low, high)
+    return WRITERS[fmt](out, num, num_val, size or default_size, seed, num_classes or default_classes, **extra)
+
+
+def _radius_pair(text):
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--radius {text!r}: expected MIN,MAX, e.g. 0.1,0.3") from None
+    return low, high
 
 
 def main(argv=None):
@@ -246,10 +265,16 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--num-classes", type=int, default=None,
                         help="classes (default: voc 20, coco 80, imagenet 10)")
+    parser.add_argument("--radius", type=_radius_pair, default=None,
+                        help="coco: object radius range MIN,MAX as fractions of the shorter image side (default 0.05,0.25)")
     args = parser.parse_args(argv)
     if args.num < 1 or (args.num_val is not None and args.num_val < 0):
         parser.error("--num must be >= 1 and --num-val >= 0")
-    result = generate(args.format, args.out, args.num, args.num_val, args.size, args.seed, args.num_classes)
+    try:
+        result = generate(args.format, args.out, args.num, args.num_val, args.size, args.seed, args.num_classes,
+                          args.radius)
+    except ValueError as err:
+        parser.error(str(err))
     print(f"wrote synthetic {args.format} dataset to {Path(args.out).resolve()}: "
           f"{result['images']} images, {result['files']} files")
 

@@ -52,6 +52,10 @@ class Task:
         """Config overrides that make ``--data_path PATH`` the split to score."""
         raise NotImplementedError
 
+    def data_path(self, cfg):
+        """The split ``cfg`` scores, as ``--data_path`` names it (inverse of data_path_overrides)."""
+        raise NotImplementedError
+
     def example_input(self, spec, cfg, batch_size, size=None):
         h, w = size or self.input_size(spec, cfg)
         channels = cfg.model.get("in_channels", 3)
@@ -87,6 +91,9 @@ class SquareTestSplit:
 
     def data_path_overrides(self, path):
         return [f"test.root={path}"]
+
+    def data_path(self, cfg):
+        return Path(cfg.test.root)
 
 
 # ---------------------------------------------------------------- files

@@ -96,6 +96,9 @@ class ClassificationTask(Task):
         path = Path(path)
         return [f"data.root={path.parent}", f"data.val_dir={path.name}"]
 
+    def data_path(self, cfg):
+        return Path(cfg.data.root) / cfg.data.val_dir
+
     def training_evaluator(self, spec, cfg):
         from common.runner.predictors import network_predictor
 

@@ -229,6 +229,9 @@ class DetectionTask(Task):
     def data_path_overrides(self, path):
         return [f"test.root={path}"]
 
+    def data_path(self, cfg):
+        return Path(cfg.test.root)
+
     def _paths(self, cfg, tag):
         dets, json_name = _TAGS[tag]
         return Path(cfg.output_dir) / dets, Path(cfg.output_dir) / json_name if json_name else None

@@ -1,6 +1,6 @@
 """Train RefineDet (one device; scripts/run_distribute_train.sh for many).
 
-    python models/refinedet/train.py --config configs/refinedet/refinedet320_vgg16_1xb8_synthetic-coco_quick-cpu.yaml [--device_target CPU|GPU|Ascend] [--resume CKPT] [key=value ...]
+    python models/refinedet/train.py --config configs/refinedet/refinedet320_vgg16_1xb4_synthetic-coco_quick-cpu.yaml [--device_target CPU|GPU|Ascend] [--resume CKPT] [key=value ...]
 """
 from common.runner import main
 from models.refinedet.src.spec import SPEC

@@ -134,9 +134,9 @@ SPEC = ModelSpec(
     detect_layout=detect_layout,
     pretrained_key_map=pretrained_key_map,
     quick=QuickRecipe(
-        config="configs/refinedet/refinedet320_vgg16_1xb8_synthetic-coco_quick-cpu.yaml",
+        config="configs/refinedet/refinedet320_vgg16_1xb4_synthetic-coco_quick-cpu.yaml",
         synthetic=("--format", "coco", "--num", "600", "--num-val", "60", "--size", "128",
-                   "--num-classes", "3", "--seed", "0"),
+                   "--num-classes", "3", "--radius", "0.1,0.3", "--seed", "0"),
         data_keys={"data.root": "train2017", "data.ann_file": "annotations/instances_train2017.json",
                    "test.root": "val2017", "test.ann_file": "annotations/instances_val2017.json"},
         epochs=2, predict_input="val2017",  # a look at every step; learning needs far more (README)
