@@ -201,7 +201,7 @@ def test_l2norm_and_new_layer_init(vgg21):
         # Xavier uniform: U(-a, a), a = sqrt(6 / (fan_in + fan_out)), fans as torch (dims 1 and 0)
         rf = int(np.prod(w.shape[2:]))
         a = np.sqrt(6.0 / (w.shape[1] * rf + w.shape[0] * rf))
-        assert np.abs(w).max() <= a and np.abs(w).max() > 0.95 * a, name
+        assert np.abs(w).max() <= a * (1 + 1e-6) and np.abs(w).max() > 0.95 * a, name  # float32 bound
         assert abs(w.std() - a / np.sqrt(3)) < 0.05 * a, name
 
 
