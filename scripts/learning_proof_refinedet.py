@@ -43,7 +43,7 @@ def parse(argv=None):
     parser.add_argument("--num-val", type=int, default=60, help="held-out images")
     parser.add_argument("--size", type=int, default=128, help="image height and network input")
     parser.add_argument("--radius", default="0.1,0.3",
-                        help="object radius range MIN,MAX (fractions of the image side), common.data.synthetic")
+                        help="object radius range MIN,MAX (fractions of the shorter image side), common.data.synthetic")
     parser.add_argument("--target", type=float, default=0.60, help="AP50 to reach")
     parser.add_argument("--warmup", type=int, default=30, help="warm-up steps")
     return parser.parse_known_args(argv)

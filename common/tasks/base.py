@@ -79,8 +79,18 @@ class Task:
         raise NotImplementedError
 
 
-class SquareTestSplit:
-    """Tasks whose config names the scored split ``test.root`` and the square input ``test.size``."""
+class SplitAtTestRoot:
+    """Tasks whose config names the scored split ``test.root`` (``--data_path`` sets it)."""
+
+    def data_path_overrides(self, path):
+        return [f"test.root={path}"]
+
+    def data_path(self, cfg):
+        return Path(cfg.test.root)
+
+
+class SquareTestSplit(SplitAtTestRoot):
+    """... and whose input is the square ``test.size``."""
 
     def input_size(self, spec, cfg):
         return (cfg.test.size, cfg.test.size)
@@ -88,12 +98,6 @@ class SquareTestSplit:
     def with_input_size(self, spec, cfg, size):
         cfg.test.size = square_size(size, f"models/{spec.folder} evaluation (test.size)")
         return cfg
-
-    def data_path_overrides(self, path):
-        return [f"test.root={path}"]
-
-    def data_path(self, cfg):
-        return Path(cfg.test.root)
 
 
 # ---------------------------------------------------------------- files

@@ -24,7 +24,7 @@ from common.data.errors import DatasetError
 from common.data.voc_seg import VOC_CLASSES
 from common.infer310 import InputWriter
 from common.metrics import write_json
-from common.tasks.base import OutputWriteError, Task, check_finite, predict_loop, write_image
+from common.tasks.base import OutputWriteError, SplitAtTestRoot, Task, check_finite, predict_loop, write_image
 
 FORMATS = ("coco", "voc", "txt")
 _TAGS = {"eval": ("detections.json", "eval_results.json"),
@@ -206,7 +206,7 @@ def draw_detections(image, boxes, scores, labels, names, threshold):
     return out
 
 
-class DetectionTask(Task):
+class DetectionTask(SplitAtTestRoot, Task):
     name = "detection"
     defaults = {  # noqa: RUF012  (read-only, as the other tasks)
         "test": {
@@ -225,12 +225,6 @@ class DetectionTask(Task):
     def input_size(self, spec, cfg):
         size = cfg.test.size or spec.default_size(cfg.model.name)
         return (size, size) if isinstance(size, int) else tuple(size)
-
-    def data_path_overrides(self, path):
-        return [f"test.root={path}"]
-
-    def data_path(self, cfg):
-        return Path(cfg.test.root)
 
     def _paths(self, cfg, tag):
         dets, json_name = _TAGS[tag]
