@@ -149,18 +149,19 @@ def test_one_training_step_lowers_every_loss_part(coco):
 # ---------------------------------------------------------------- learning (slow)
 
 @pytest.mark.slow
-def test_quick_recipe_learns_ap50_above_02(tmp_path):
-    """The learning proof (scripts/learning_proof_refinedet.py) shortened: the quick recipe's
-    network, loss, data and Adam at 64 px (objects of radius 0.2-0.4 of the side, 200 images) for
-    140 steps of batch 4. Every loss part falls and held-out AP50 passes 0.2 (about 3.5 minutes on
-    2 cores; the README's full proof at 128 px reaches 0.81)."""
+def test_quick_recipe_learns_ap50_above_05(tmp_path):
+    """The learning proof (scripts/learning_proof_refinedet.py: the shared train command with the
+    quick config, then COCO AP) shortened: 64 px, objects of radius 0.2-0.4 of the side, 200
+    images, 140 steps of batch 4 (train.iters, so the warm-up and cosine fit the run). Every loss
+    part falls and held-out AP50 passes 0.5 (about 2.5 minutes on 2 cores; 0.87 measured)."""
     out = tmp_path / "proof"
     proc = subprocess.run([sys.executable, str(REPO_ROOT / "scripts/learning_proof_refinedet.py"), "--out", str(out),
                            "--steps", "140", "--num", "200", "--num-val", "20", "--size", "64", "--radius", "0.2,0.4",
-                           "--target", "0.2"], check=False, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
+                           "--target", "0.5"], check=False, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
+    assert (out / "learning_proof.json").is_file(), proc.stderr[-3000:]
     result = json.loads(Path(out / "learning_proof.json").read_text())
     first, last = result["first_parts"], result["last_parts"]
     for name in ("arm_loc", "arm_conf", "odm_loc", "odm_conf"):
         assert last[name] < first[name], (name, first[name], last[name])
-    assert result["steps"] == 140 and result["AP50"] > 0.2, result
+    assert result["steps"] == 140 and result["AP50"] > 0.5, result
     assert proc.returncode == 0, proc.stderr[-3000:]
