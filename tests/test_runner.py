@@ -39,7 +39,7 @@ def test_registry_metadata_is_complete():
         assert len(info["input_size"]) == 2 and min(info["input_size"]) >= 32
         spec = get_spec(name)
         assert spec.quick is not None and spec.quick.tiny_synthetic, name
-        # quickstart.py trains quick.epochs: at most the quick config's (RefineDet's is a 2-epoch demo)
+        # quickstart.py trains quick.epochs: at most the quick config's (RefineDet's: 2 of 4)
         assert spec.quick.epochs <= load_config(spec.defaults, REPO_ROOT / spec.quick.config).train.epochs, name
 
 
