@@ -42,19 +42,6 @@ def parse(argv=None):
     return parser.parse_known_args(argv)
 
 
-def _synthetic_args(spec, args, data):
-    """The quick recipe's common.data.synthetic arguments with this run's sizes and output."""
-    given = {"--out": str(data), "--num": str(args.num), "--num-val": str(args.num_val),
-             "--size": str(args.size), "--radius": args.radius}
-    base = list(spec.quick.synthetic)
-    for flag, value in given.items():
-        if flag in base:
-            base[base.index(flag) + 1] = value
-        else:
-            base += [flag, value]
-    return base
-
-
 def main(argv=None):
     args, overrides = parse(argv)
     if args.steps is not None and args.steps < 1:
@@ -63,8 +50,9 @@ def main(argv=None):
     data = out / "data"
     spec = get_spec("refinedet320_vgg16")
     if not (data / "annotations/instances_val2017.json").is_file():
-        subprocess.run([sys.executable, "-m", "common.data.synthetic", *_synthetic_args(spec, args, data)],
-                       cwd=REPO_ROOT, check=True)
+        synthetic = spec.quick.synthetic_with({"--out": data, "--num": args.num, "--num-val": args.num_val,
+                                               "--size": args.size, "--radius": args.radius})
+        subprocess.run([sys.executable, "-m", "common.data.synthetic", *synthetic], cwd=REPO_ROOT, check=True)
     run = out / "train"
     train_argv = ["--config", str(REPO_ROOT / spec.quick.config), f"output_dir={run}", "train.overwrite=true",
                   f"data.size={args.size}", f"test.size={args.size}",

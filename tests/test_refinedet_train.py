@@ -153,7 +153,7 @@ def test_quick_recipe_learns_ap50_above_05(tmp_path):
     """The learning proof (scripts/learning_proof_refinedet.py: the shared train command with the
     quick config, then COCO AP) shortened: 64 px, objects of radius 0.2-0.4 of the side, 200
     images, 140 steps of batch 4 (train.iters, so the warm-up and cosine fit the run). Every loss
-    part falls and held-out AP50 passes 0.5 (about 2.5 minutes on 2 cores; 0.87 measured)."""
+    part falls and held-out AP50 passes 0.5 (about 2 minutes on 2 cores; 0.87 measured)."""
     out = tmp_path / "proof"
     proc = subprocess.run([sys.executable, str(REPO_ROOT / "scripts/learning_proof_refinedet.py"), "--out", str(out),
                            "--steps", "140", "--num", "200", "--num-val", "20", "--size", "64", "--radius", "0.2,0.4",

@@ -16,6 +16,7 @@ from pathlib import Path
 from common.bench import authors_torch, report
 from common.bench.machine import machine_info, num_cores, thread_env
 from common.paths import REPO_ROOT
+from common.runner.spec import replace_flags
 
 BACKEND_ORDER = tuple(report.BACKENDS)
 
@@ -95,13 +96,7 @@ def resolve_models(text, registry):
 def synthetic_args(quick_args, num):
     """The quick recipe's ``common.data.synthetic`` arguments with ``--num`` images (and a few
     validation images, which the benchmark never reads)."""
-    args = list(quick_args)
-    for flag, value in (("--num", num), ("--num-val", 1)):
-        if flag in args:
-            args[args.index(flag) + 1] = str(value)
-        else:
-            args += [flag, str(value)]
-    return args
+    return replace_flags(quick_args, {"--num": num, "--num-val": 1})
 
 
 class Suite:

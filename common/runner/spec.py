@@ -15,6 +15,18 @@ def identity_deploy(net, cfg):
     return net
 
 
+def replace_flags(args, values):
+    """``args`` (a flat ``--flag value`` list) with each ``{flag: value}`` of ``values`` set:
+    the value replaced where the flag is present, the pair appended where it is not."""
+    args = list(args)
+    for flag, value in values.items():
+        if flag in args:
+            args[args.index(flag) + 1] = str(value)
+        else:
+            args += [flag, str(value)]
+    return args
+
+
 @dataclass(frozen=True)
 class QuickRecipe:
     """The CPU quick start of a model: a quick config, the synthetic data it trains on and the
@@ -26,6 +38,10 @@ class QuickRecipe:
     predict_input: str          # folder (relative to the data folder) that predict.py reads
     tiny: tuple = ()            # overrides for a seconds-long smoke run (tests): small sizes
     tiny_synthetic: tuple = ()  # synthetic-data arguments for that run
+
+    def synthetic_with(self, values):
+        """``synthetic`` with some flags set (``{"--num": 200}``), see :func:`replace_flags`."""
+        return replace_flags(self.synthetic, values)
 
 
 @dataclass(frozen=True)
