@@ -299,3 +299,19 @@ def test_infer_onnx_scores_at_the_onnx_files_size(tmp_path, capsys):
     _run("infer_onnx", spec, [*cfg, "--onnx_file", onnx, "test.size=48"])
     assert "takes (32, 32) inputs but the config's inference size is (48, 48)" in capsys.readouterr().err
     assert _metrics(tmp_path / "run/eval_results_onnx.json", "sod")["num_images"] == 1
+
+
+@pytest.mark.parametrize("name", every_model())
+def test_data_verify_setting_reaches_the_training_pipeline(name, tmp_path, monkeypatch):
+    """``data.verify=true`` pre-scans the training files, ``false`` skips the scan even for a set
+    small enough to be scanned by default."""
+    from common.data import loader
+    from common.engine.distributed import DistInfo
+
+    spec, _, argv = _tiny(name, tmp_path)
+    scanned = []
+    monkeypatch.setattr(loader, "verify_source", lambda source, progress=True: scanned.append(len(source)))
+    for verify in ("false", "true"):
+        cfg = load_config(spec.defaults, argv[1], [*argv[2:], f"data.verify={verify}"])
+        spec.build_train_data(cfg, DistInfo())
+    assert len(scanned) == 1 and scanned[0] > 0

@@ -385,3 +385,16 @@ def test_ci_runs_ruff_pinned():
     pins = [line for line in (REPO_ROOT / "requirements-test.txt").read_text().splitlines()
             if line.startswith("ruff")]
     assert len(pins) == 1 and pins[0].startswith("ruff==")
+
+
+def test_data_recipe_benchmark_times_both_pipelines_and_refuses_a_set_smaller_than_a_batch(tmp_path):
+    script = [sys.executable, str(REPO_ROOT / "scripts" / "benchmark_data_recipe.py")]
+    small = subprocess.run(script + ["--images", "4", "--batch", "8"], capture_output=True, text=True)
+    assert small.returncode == 2 and "--images 4 is fewer than one batch of 8" in small.stderr
+    subprocess.run(script + ["--images", "8", "--batch", "4", "--size", "64", "--workers", "1", "--repeat", "2",
+                             "--out", str(tmp_path)], check=True, capture_output=True, cwd=REPO_ROOT)
+    rows = json.loads((tmp_path / "data_recipe.json").read_text())["rows"]
+    assert [(r["pipeline"], r["workers"], len(r["runs"])) for r in rows] == [("numpy", 1, 2), ("mindspore", 1, 2)]
+    assert all(r["images_per_s"] > 0 for r in rows)
+    table = (tmp_path / "data_recipe.md").read_text()
+    assert "| numpy | 1 |" in table and "| mindspore | 1 |" in table and (tmp_path / "data_recipe.png").stat().st_size

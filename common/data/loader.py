@@ -227,7 +227,8 @@ def _batch_map(fn, seed, shard_id, num_columns, epoch_ref):
 def build_dataset(source, transform, column_names, batch_size, shuffle=True, num_shards=None,
                   shard_id=None, num_workers=2, drop_remainder=True, seed=0, per_batch_map=None,
                   python_multiprocessing=False, start_epoch=0, pad_columns=None, pad_mask="gt_mask",
-                  label_checks=None, ignore_label=255, verify=None, progress=True):
+                  label_checks=None, ignore_label=255, verify=None, progress=True, maps=(),
+                  batch_maps=()):
     """Batched ``GeneratorDataset`` of ``column_names`` (keys of the transformed sample), in that order.
 
     ``num_shards``/``shard_id`` (usually group size / rank) split the data between devices: with
@@ -243,6 +244,11 @@ def build_dataset(source, transform, column_names, batch_size, shuffle=True, num
     warning. ``label_checks`` {column: num_classes} refuses out-of-range labels naming the file.
     ``verify`` (``data.verify``): pre-scan every sample's file headers and sizes first; None
     scans sources of up to ``VERIFY_AUTO_MAX`` samples.
+
+    ``maps`` and ``batch_maps`` are keyword dicts of ``Dataset.map`` (``operations``,
+    ``input_columns``, ...) applied in order to the samples before batching and to the batches
+    after it: MindSpore's C++ operators (``common.data.native_cls``), whose randomness comes from
+    ``mindspore.dataset.config.set_seed``, not from the per-sample rng.
     """
     import mindspore.dataset as ds
 
@@ -277,6 +283,8 @@ def build_dataset(source, transform, column_names, batch_size, shuffle=True, num
     dataset = ds.GeneratorDataset(generator, column_names,
                                   sampler=sampler, num_parallel_workers=num_workers,
                                   python_multiprocessing=python_multiprocessing)
+    for kwargs in maps:
+        dataset = dataset.map(**{"num_parallel_workers": num_workers, **kwargs})
     if per_batch_map is None:
         batched = dataset.batch(batch_size, drop_remainder=drop_remainder)
     else:
@@ -284,5 +292,7 @@ def build_dataset(source, transform, column_names, batch_size, shuffle=True, num
         batched = dataset.batch(batch_size, drop_remainder=drop_remainder, input_columns=column_names,
                                 per_batch_map=batch_map, num_parallel_workers=num_workers,
                                 python_multiprocessing=False)
+    for kwargs in batch_maps:
+        batched = batched.map(**{"num_parallel_workers": num_workers, **kwargs})
     batched.epoch_sampler = sampler  # the training engine calls set_epoch before each epoch
     return batched

@@ -16,6 +16,8 @@ DEFAULTS = model_defaults("classification", {
         "val_dir": "val",
         # "index wnid name" or LOC_synset_mapping.txt; default: the sorted train folders
         "class_list": Opt(str),
+        "pipeline": "numpy",         # numpy (seeded, reproducible) | mindspore (C++ operators)
+        "python_workers": "threads", # mindspore pipeline: RandAugment/erasing in threads | processes
         "image_size": 224,
         "crop_pct": 0.875,           # eval: resize short side to image_size / crop_pct, center crop
         "interpolation": "bicubic",

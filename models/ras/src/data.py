@@ -61,4 +61,4 @@ def build_train_dataset(data_cfg, batch_size, dist, num_workers=2, seed=0):
                                 data_cfg.oldport_double_normalise)
     shard = {} if not dist.distributed else {"num_shards": dist.size, "shard_id": dist.rank}
     return build_dataset(source, transform, ["image", "mask"], batch_size, shuffle=True,
-                         num_workers=num_workers, seed=seed, **shard)
+                         num_workers=num_workers, seed=seed, verify=data_cfg.verify, **shard)

@@ -122,4 +122,4 @@ def build_train_dataset(cfg, size, backbone, dist):
     return build_dataset(source, transform, ["image", "gt_boxes", "gt_labels"], cfg.train.batch_size,
                          shuffle=True, num_workers=cfg.train.num_workers, seed=cfg.seed,
                          pad_columns={"gt_boxes": (m, 4), "gt_labels": (m,)}, pad_mask="gt_mask",
-                         label_checks={"gt_labels": cfg.model.num_classes}, **shard)
+                         label_checks={"gt_labels": cfg.model.num_classes}, verify=data.verify, **shard)
