@@ -27,10 +27,10 @@ DEFAULT_CONFIG = "configs/ddrnet/ddrnet23_8xb128_imagenet_300e_ascend.yaml"
 
 
 def epoch_rate(dataset, epoch):
-    dataset.epoch_sampler.set_epoch(epoch)
-    start, images = time.perf_counter(), 0
-    for columns in dataset.create_tuple_iterator(num_epochs=1, output_numpy=True):
-        images += columns[0].shape[0]
+    from common.bench.measure import run_epoch
+
+    start = time.perf_counter()
+    images, _ = run_epoch(dataset, epoch)
     return images / (time.perf_counter() - start)
 
 

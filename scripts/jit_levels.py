@@ -5,13 +5,11 @@ MindSpore graph mode at each jit level, and of its exported MINDIR through ``nn.
         [--repeat 15] [--threads 2]
 
 Each model x level runs in its own process (a fresh compile); median ms of ``--repeat`` calls after
-two warm-ups, at batch 1 and the model's paper input size, random weights. Prints a markdown table.
+a warm-up (``common.bench.measure``), at batch 1 and the model's paper input size, random weights. Prints a markdown table.
 """
 import argparse
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -22,38 +20,24 @@ LEVELS = ("default", "O0", "O1", "O2", "mindir")
 
 
 def worker(name, level, repeat, threads, work):
-    import mindspore as ms
-    import numpy as np
-
-    from common.bench.measure import _deployed, _inputs, inference_config
-    from common.engine.builder import setup_device
+    """``common.bench.measure.mindspore_latency`` at one jit level, or on the exported MINDIR."""
+    from common.bench.measure import _deployed, _inputs, _setup_mindspore, inference_config, mindspore_latency
+    from common.export import export_model
     from models import get_spec, model_info
 
-    setup_device("CPU", "graph")
-    ms.device_context.cpu.op_tuning.threads_num(threads)
     spec = get_spec(name)
-    cfg = inference_config(spec, name)
-    net = _deployed(spec, cfg)
-    x = _inputs(spec, cfg, 1, model_info(name)["input_size"])
-    x = ms.Tensor(x) if isinstance(x, np.ndarray) else x
+    job = {"model": name, "kind": "mindir" if level == "mindir" else "graph", "batches": [1],
+           "size": list(model_info(name)["input_size"]), "repeat": repeat, "threads": threads}
     if level == "mindir":
-        ms.export(net, x, file_name=str(Path(work) / name), file_format="MINDIR")
-        net = ms.nn.GraphCell(ms.load(str(Path(work) / f"{name}.mindir")))
+        _setup_mindspore("graph", threads)  # MindSpore takes the thread count once per process
+        job["threads"] = None
+        cfg = inference_config(spec, name)
+        path = export_model(_deployed(spec, cfg), _inputs(spec, cfg, 1, job["size"]), "MINDIR",
+                            Path(work) / name).path
+        job["files"] = {"mindir": {"1": str(path)}}
     elif level != "default":
-        net.set_jit_config(ms.JitConfig(jit_level=level))
-
-    def call():
-        out = net(x)
-        (out[0] if isinstance(out, (tuple, list)) else out).asnumpy()
-
-    call()
-    call()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - start) * 1e3)
-    print(f"RESULT {statistics.median(times):.2f}")
+        job["jit_level"] = level
+    print(f"RESULT {mindspore_latency(spec, job)['rows'][0]['ms']:.2f}")
 
 
 def main(argv=None):

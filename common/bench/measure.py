@@ -122,7 +122,8 @@ def export_files(spec, job):
 # ---------------------------------------------------------------- inference
 
 def mindspore_latency(spec, job):
-    """Graph mode or PyNative on the deployed network, or the MINDIR through ``nn.GraphCell``."""
+    """Graph mode (at ``job["jit_level"]`` when given) or PyNative on the deployed network, or the
+    MINDIR through ``nn.GraphCell``."""
     import mindspore as ms
     from mindspore import Tensor, nn
 
@@ -130,6 +131,8 @@ def mindspore_latency(spec, job):
     _setup_mindspore("pynative" if kind == "pynative" else "graph", job["threads"])
     cfg = inference_config(spec, job["model"])
     net = None if kind == "mindir" else _deployed(spec, cfg)
+    if job.get("jit_level"):  # scripts/jit_levels.py
+        net.set_jit_config(ms.JitConfig(jit_level=job["jit_level"]))
 
     def run(batch):
         x = Tensor(_inputs(spec, cfg, batch, job["size"]))
@@ -203,6 +206,19 @@ def train_step(spec, job):
                       "input": list(batch[0].shape[2:]), "loss": recorder.records[-1]["loss"]}]}
 
 
+def run_epoch(dataset, epoch):
+    """Iterate one epoch of a training pipeline as the engine does (``set_epoch`` on its sampler,
+    a fresh iterator); (images, the last batch's first-column H x W)."""
+    sampler = getattr(dataset, "epoch_sampler", None)
+    if sampler is not None:
+        sampler.set_epoch(epoch)
+    images, shape = 0, []
+    for columns in dataset.create_tuple_iterator(num_epochs=1, output_numpy=True):
+        images += columns[0].shape[0]
+        shape = list(columns[0].shape[2:])
+    return images, shape
+
+
 def data_pipeline(spec, job):
     """Images/s of ``spec.build_train_data`` (the model's own transform chain and configured
     workers) over whole epochs of a synthetic set; a fresh iterator per epoch, as the engine."""
@@ -210,15 +226,11 @@ def data_pipeline(spec, job):
 
     cfg = quick_config(spec, job["overrides"])
     dataset = spec.build_train_data(cfg, DistInfo())
-    sampler = getattr(dataset, "epoch_sampler", None)
     batch, steps = dataset.get_batch_size(), dataset.get_dataset_size()
     shape = []
 
     def epoch(index):
-        if sampler is not None:
-            sampler.set_epoch(index)
-        for first in dataset.create_tuple_iterator(num_epochs=1, output_numpy=True):
-            shape[:] = list(first[0].shape[2:])
+        shape[:] = run_epoch(dataset, index)[1]
 
     counter = iter(range(10**6))
     latency = median_ms(lambda: epoch(next(counter)), job["repeat"])

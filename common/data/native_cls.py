@@ -48,7 +48,7 @@ class WorkerRandomOp:
         self.__init__(state["transform"], state["seed"])
 
 
-def _mix_op(num_classes, mixup_alpha, cutmix_alpha, prob, switch_prob):
+def _mix_op(mixup_alpha, cutmix_alpha, prob, switch_prob):
     import mindspore.dataset.transforms as T
     import mindspore.dataset.vision as V
 
@@ -101,6 +101,6 @@ def imagenet_train_native(num_classes, seed, size=224, auto_augment="rand-m9-mst
     maps.append({"operations": [V.HWC2CHW()], "input_columns": ["image"]})
     maps.append({"operations": [T.TypeCast(np.int32), T.OneHot(int(num_classes), float(label_smoothing))],
                  "input_columns": ["label"]})
-    mix = _mix_op(num_classes, mixup_alpha, cutmix_alpha, mix_prob, switch_prob)
+    mix = _mix_op(mixup_alpha, cutmix_alpha, mix_prob, switch_prob)
     batch_maps = [] if mix is None else [{"operations": [mix], "input_columns": ["image", "label"]}]
     return {"transform": None, "maps": maps, "batch_maps": batch_maps}
