@@ -3,7 +3,7 @@ RandAugment rand-m9-mstd0.5-inc1, erasing 0.25, Mixup 0.8 / CutMix 1.0, smoothin
 ``data.pipeline`` (numpy, mindspore) and worker count, on a synthetic ImageNet-layout folder.
 
     python scripts/benchmark_data_recipe.py [--config CFG] [--images 256] [--size 500]
-        [--batch 32] [--workers 1,2] [--pipelines numpy,mindspore] [--repeat 3] [--out DIR]
+        [--batch 32] [--workers 1,2] [--pipelines numpy,mindspore] [--repeat 3] [--out DIR] [key=value ...]
 
 Each cell is the median over ``--repeat`` epochs (a fresh iterator each, as the engine) after one
 warm-up epoch. The synthetic images are about ``--size`` px on a side (ImageNet's train images
@@ -34,7 +34,7 @@ def epoch_rate(dataset, epoch):
     return images / (time.perf_counter() - start)
 
 
-def measure(config, root, num_classes, pipeline, workers, batch, repeat):
+def measure(config, root, num_classes, pipeline, workers, batch, repeat, overrides=()):
     from common.config import load_config
     from common.engine.distributed import DistInfo
     from common.paths import REPO_ROOT
@@ -42,7 +42,8 @@ def measure(config, root, num_classes, pipeline, workers, batch, repeat):
 
     cfg = load_config(SPEC.defaults, REPO_ROOT / config,
                       [f"data.root={root}", f"data.pipeline={pipeline}", f"train.batch_size={batch}",
-                       f"train.num_workers={workers}", f"model.num_classes={num_classes}", "data.verify=false"])
+                       f"train.num_workers={workers}", f"model.num_classes={num_classes}", "data.verify=false",
+                       *overrides])
     dataset = SPEC.build_train_data(cfg, DistInfo())
     rates = [epoch_rate(dataset, epoch) for epoch in range(repeat + 1)][1:]
     return {"pipeline": pipeline, "workers": workers, "batch": batch,
@@ -76,6 +77,7 @@ def main(argv=None):
     p.add_argument("--pipelines", default="numpy,mindspore")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--out", default="outputs/benchmark_data_recipe")
+    p.add_argument("overrides", nargs="*", help="config overrides, e.g. data.python_workers=processes")
     args = p.parse_args(argv)
     if args.images < args.batch:
         p.error(f"--images {args.images} is fewer than one batch of {args.batch}")
@@ -86,7 +88,8 @@ def main(argv=None):
         generate("imagenet", tmp, args.images, num_val=args.classes, size=args.size, num_classes=args.classes)
         for pipeline in args.pipelines.split(","):
             for workers in (int(w) for w in args.workers.split(",")):
-                rows.append(measure(args.config, tmp, args.classes, pipeline, workers, args.batch, args.repeat))
+                rows.append(measure(args.config, tmp, args.classes, pipeline, workers, args.batch, args.repeat,
+                                    args.overrides))
                 print(f"{pipeline} {workers} workers: {rows[-1]['images_per_s']:.1f} images/s", flush=True)
     info = machine_info()
     command = " ".join(argv if argv is not None else sys.argv[1:])

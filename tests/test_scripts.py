@@ -391,6 +391,10 @@ def test_data_recipe_benchmark_times_both_pipelines_and_refuses_a_set_smaller_th
     script = [sys.executable, str(REPO_ROOT / "scripts" / "benchmark_data_recipe.py")]
     small = subprocess.run(script + ["--images", "4", "--batch", "8"], check=False, capture_output=True, text=True)
     assert small.returncode == 2 and "--images 4 is fewer than one batch of 8" in small.stderr
+    bad = subprocess.run(script + ["--images", "4", "--batch", "4", "--size", "64", "--pipelines", "mindspore",
+                                   "--out", str(tmp_path / "bad"), "data.python_workers=fibers"],
+                         check=False, capture_output=True, text=True, cwd=REPO_ROOT)
+    assert bad.returncode != 0 and "data.python_workers 'fibers'" in bad.stderr  # overrides reach the config
     subprocess.run(script + ["--images", "8", "--batch", "4", "--size", "64", "--workers", "1", "--repeat", "2",
                              "--out", str(tmp_path)], check=True, capture_output=True, cwd=REPO_ROOT)
     rows = json.loads((tmp_path / "data_recipe.json").read_text())["rows"]
